@@ -88,6 +88,7 @@ class _Generation:
                 tokens = runner.chat_prompt(body.plain_messages())
             else:
                 tokens = runner.text_prompt(body.prompt_text())
+            runner.check_fits(tokens)
             job.emit("started", model.id)
             return runner.generate(job, tokens, sampling)
 

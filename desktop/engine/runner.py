@@ -267,13 +267,17 @@ class ModelRunner:
         model = self.require_model()
         return model.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
 
-    def generate(self, job: Job, tokens: list[int], sampling: Sampling) -> GenerationResult:
-        """Generate on the model thread, emitting ("text", str) events as text is ready."""
-        model = self.require_model()
-        llm = model.llm
-        n_ctx = llm.n_ctx()
+    def check_fits(self, tokens: list[int]) -> None:
+        """Refuse a prompt that leaves no room in the context for a reply."""
+        n_ctx = self.require_model().llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise ContextLengthExceeded(len(tokens), n_ctx)
+
+    def generate(self, job: Job, tokens: list[int], sampling: Sampling) -> GenerationResult:
+        """Generate on the model thread, emitting ("text", str) events as text is ready."""
+        self.check_fits(tokens)
+        llm = self.require_model().llm
+        n_ctx = llm.n_ctx()
         room = n_ctx - len(tokens)
         limit = min(sampling.max_tokens or room, room)
         cached = 0

@@ -1,0 +1,114 @@
+"""A small synchronous client for the engine's HTTP API (and any OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import httpx
+
+
+class EngineError(Exception):
+    """Something went wrong talking to an engine; the message is meant for the user."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class StreamEnd:
+    """The last item of a streamed reply."""
+
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+
+
+def _error_from(response: httpx.Response) -> EngineError:
+    try:
+        error = response.json().get("error") or {}
+        message = error.get("message") or response.text
+        code = error.get("code")
+    except (ValueError, AttributeError):
+        message, code = response.text or response.reason_phrase, None
+    return EngineError(message, status=response.status_code, code=code)
+
+
+class EngineClient:
+    """Talks to one engine. With a token it can also use the private control routes."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 600.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers,
+                                  timeout=httpx.Timeout(timeout, connect=5.0))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=payload)
+        except httpx.TransportError as exc:
+            raise EngineError(f"The engine at {self.base_url} does not answer ({exc}).") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json()
+
+    # -- control -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/control/status")
+
+    def load(self, model: str, **settings: Any) -> dict[str, Any]:
+        return self._call("POST", "/control/load", {"model": model, **settings})
+
+    def unload(self) -> dict[str, Any]:
+        return self._call("POST", "/control/unload", {})
+
+    def set_public(self, enabled: bool, **options: Any) -> dict[str, Any]:
+        return self._call("POST", "/control/public", {"enabled": enabled, **options})
+
+    # -- OpenAI routes ---------------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/models")["data"]
+
+    def chat_stream(self, messages: list[dict[str, Any]], model: str | None = None,
+                    **params: Any) -> Iterator[str | StreamEnd]:
+        """Yield the reply's text pieces as they come, then one :class:`StreamEnd`."""
+        payload = {"messages": messages, "stream": True,
+                   "stream_options": {"include_usage": True}, **params}
+        if model:
+            payload["model"] = model
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        try:
+            with self._http.stream("POST", "/v1/chat/completions", json=payload) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[6:]
+                    if data == "[DONE]":
+                        yield StreamEnd(finish, usage)
+                        return
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise EngineError(chunk["error"].get("message", "The engine failed."),
+                                          code=chunk["error"].get("code"))
+                    for choice in chunk.get("choices", []):
+                        text = choice.get("delta", {}).get("content")
+                        if text:
+                            yield text
+                        finish = choice.get("finish_reason") or finish
+                    usage = chunk.get("usage") or usage
+                raise EngineError("The engine stopped while answering.")
+        except httpx.TransportError as exc:
+            raise EngineError("The engine stopped while answering "
+                              f"({type(exc).__name__}).") from exc

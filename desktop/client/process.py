@@ -1,0 +1,244 @@
+"""Start the engine process, watch it, and bring it back when it dies.
+
+The supervisor remembers what the engine should be doing (which model with which settings,
+whether the public API is open), so a restarted engine is put back in the same state. It
+reports what happened in plain words through a callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from desktop.client.api import EngineClient, EngineError
+from desktop.core.paths import get_paths
+
+START_TIMEOUT = 60.0
+MAX_RESTARTS = 5
+RESTART_WINDOW = 120.0
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    kind: str  # "started", "crashed", "restarted", "restart_failed", "stopped"
+    message: str
+
+
+def engine_command() -> list[str]:
+    """How to start the engine: the same executable with a flag when frozen."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--engine"]
+    return [sys.executable, "-m", "desktop.engine"]
+
+
+def describe_exit(code: int) -> str:
+    """Plain words for how a process ended."""
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGKILL:
+            return ("was killed (SIGKILL); the system may have run out of memory, or another "
+                    "program stopped it")
+        if sig == getattr(signal, "SIGSEGV", None):
+            return "crashed in native code (segmentation fault)"
+        if sig == getattr(signal, "SIGABRT", None):
+            return "aborted in native code"
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"was stopped by {name}"
+    return f"exited with code {code}"
+
+
+class EngineProcess:
+    """One running engine process and its private address."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, token: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.token = token
+
+    @classmethod
+    def start(cls, timeout: float = START_TIMEOUT) -> "EngineProcess":
+        paths = get_paths().ensure()
+        log = open(paths.logs / "engine.log", "ab")  # noqa: SIM115 - handed to the child
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            proc = subprocess.Popen(
+                engine_command() + ["--parent-pid", str(os.getpid())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
+        finally:
+            log.close()
+        first: list[bytes] = []
+        reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(timeout)
+        line = first[0] if first else b""
+        try:
+            hello = json.loads(line)
+            url, token = hello["url"], hello["token"]
+        except (ValueError, KeyError, TypeError):
+            proc.kill()
+            proc.wait()
+            tail = _tail(paths.logs / "engine.log")
+            raise EngineError("The engine did not start" + (f": {tail}" if tail else ".")) \
+                from None
+        threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+        return cls(proc, url, token)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> None:
+    """Keep reading the engine's stdout so it can never block on a full pipe."""
+    assert proc.stdout is not None
+    for _ in proc.stdout:
+        pass
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " ".join(line.strip() for line in text[-lines:])
+
+
+class EngineSupervisor:
+    """Keeps one engine running in the state the app asked for."""
+
+    def __init__(self, on_event: Callable[[EngineEvent], None] | None = None) -> None:
+        self._on_event = on_event or (lambda event: None)
+        self._lock = threading.RLock()
+        self._engine: EngineProcess | None = None
+        self._client: EngineClient | None = None
+        self._stopping = False
+        self._ready = threading.Event()
+        self._restarts: deque[float] = deque()
+        self.model: tuple[str, dict[str, Any]] | None = None
+        self.public: dict[str, Any] | None = None
+        self.events: list[EngineEvent] = []
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            self._stopping = False
+            self._launch()
+        self._emit("started", "The engine is running.")
+
+    def _launch(self) -> None:
+        engine = EngineProcess.start()
+        self._engine = engine
+        if self._client is not None:
+            self._client.close()
+        self._client = EngineClient(engine.url, engine.token)
+        self._ready.set()
+        threading.Thread(target=self._watch, args=(engine,), name="engine-watch",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            engine, self._engine = self._engine, None
+            self._ready.clear()
+        if engine is not None:
+            engine.stop()
+        if self._client is not None:
+            self._client.close()
+        self._emit("stopped", "The engine has stopped.")
+
+    @property
+    def pid(self) -> int | None:
+        engine = self._engine
+        return engine.proc.pid if engine is not None else None
+
+    @property
+    def client(self) -> EngineClient:
+        if not self._ready.wait(START_TIMEOUT) or self._client is None:
+            raise EngineError("The engine is not running.")
+        return self._client
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    # -- desired state ---------------------------------------------------------------------------
+    def load(self, model: str, **settings: Any) -> dict[str, Any]:
+        status = self.client.load(model, **settings)
+        self.model = (model, settings)
+        return status
+
+    def unload(self) -> dict[str, Any]:
+        self.model = None
+        return self.client.unload()
+
+    def set_public(self, enabled: bool, **options: Any) -> dict[str, Any]:
+        result = self.client.set_public(enabled, **options)
+        if enabled:
+            options = dict(options, port=result.get("port", options.get("port")))
+        self.public = options if enabled else None
+        return result
+
+    # -- watching ------------------------------------------------------------------------------
+    def _emit(self, kind: str, message: str) -> None:
+        event = EngineEvent(kind, message)
+        self.events.append(event)
+        self._on_event(event)
+
+    def _watch(self, engine: EngineProcess) -> None:
+        code = engine.proc.wait()
+        with self._lock:
+            if self._stopping or engine is not self._engine:
+                return
+            self._ready.clear()
+        self._emit("crashed", f"The engine {describe_exit(code)}. Restarting it…")
+        now = time.monotonic()
+        self._restarts.append(now)
+        while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
+            self._restarts.popleft()
+        if len(self._restarts) > MAX_RESTARTS:
+            self._emit("restart_failed", f"The engine stopped {len(self._restarts)} times in "
+                       "two minutes, so it was not restarted again. Restart it by hand.")
+            return
+        try:
+            with self._lock:
+                if self._stopping:
+                    return
+                self._launch()
+                self._ready.clear()
+                self._restore()
+                self._ready.set()
+        except EngineError as exc:
+            self._ready.set()
+            self._emit("restart_failed", f"The engine restarted but could not be set up "
+                       f"again: {exc}")
+            return
+        what = f" with {self.model[0]}" if self.model else ""
+        self._emit("restarted", f"The engine was restarted{what}.")
+
+    def _restore(self) -> None:
+        assert self._client is not None
+        if self.model is not None:
+            self._client.load(self.model[0], **self.model[1])
+        if self.public is not None:
+            self._client.set_public(True, **self.public)

