@@ -66,6 +66,9 @@ class EngineProcess:
         self.proc = proc
         self.url = url
         self.token = token
+        self._drainer = threading.Thread(target=_drain, args=(proc,), name="engine-stdout",
+                                         daemon=True)
+        self._drainer.start()
 
     @classmethod
     def start(cls, timeout: float = START_TIMEOUT) -> "EngineProcess":
@@ -94,7 +97,6 @@ class EngineProcess:
             tail = _tail(paths.logs / "engine.log")
             raise EngineError("The engine did not start" + (f": {tail}" if tail else ".")) \
                 from None
-        threading.Thread(target=_drain, args=(proc,), daemon=True).start()
         return cls(proc, url, token)
 
     def alive(self) -> bool:
@@ -108,13 +110,19 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.close_pipe()
+
+    def close_pipe(self) -> None:
+        """Wait for the stdout reader, which closes the pipe when the engine has exited."""
+        self._drainer.join(5)
 
 
 def _drain(proc: subprocess.Popen[bytes]) -> None:
     """Keep reading the engine's stdout so it can never block on a full pipe."""
     assert proc.stdout is not None
-    for _ in proc.stdout:
-        pass
+    with proc.stdout:
+        for _ in proc.stdout:
+            pass
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -175,7 +183,8 @@ class EngineSupervisor:
 
     @property
     def client(self) -> EngineClient:
-        if not self._ready.wait(START_TIMEOUT) or self._client is None:
+        """The client of the running engine; waits while the engine is being restarted."""
+        if self._stopping or not self._ready.wait(START_TIMEOUT) or self._client is None:
             raise EngineError("The engine is not running.")
         return self._client
 
@@ -207,6 +216,7 @@ class EngineSupervisor:
 
     def _watch(self, engine: EngineProcess) -> None:
         code = engine.proc.wait()
+        engine.close_pipe()
         with self._lock:
             if self._stopping or engine is not self._engine:
                 return

@@ -100,6 +100,10 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     try:
         reader = GGUFReader(path, "r")
     except Exception as exc:  # the reader raises many kinds on a damaged header
+        if "reshape" in str(exc):  # a tensor's data runs past the end of the file
+            raise GGUFError(
+                f"{path.name} is incomplete: the file ends before its last tensor does. The "
+                "download may have been cut short; download it again.") from exc
         raise GGUFError(
             f"{path.name} is damaged or incomplete: its GGUF header cannot be read ({exc})."
         ) from exc

@@ -199,6 +199,7 @@ class ModelRunner:
                     f"{need.kv_cache / GiB:.1f} GB context cache), but only {free / GiB:.1f} GB "
                     "is available. Choose a shorter context or a smaller model.",
                     code="model_too_large")
+        previous = self.model
         self.unload()
         threads = settings.n_threads or max(1, (os.cpu_count() or 2))
         _LOG_LINES.clear()
@@ -209,7 +210,14 @@ class ModelRunner:
                 n_gpu_layers=settings.n_gpu_layers, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = _log_reason() or str(exc)
-            raise LoadError(f"llama.cpp could not load {path.name}: {reason}") from exc
+            message = f"llama.cpp could not load {path.name}: {reason}"
+            if previous is not None:
+                try:
+                    self.load(previous.id, previous.path, previous.settings)
+                    message += f" {previous.id} is loaded again."
+                except LoadError:
+                    message += f" {previous.id} could not be loaded again either."
+            raise LoadError(message) from exc
         template, source = settings.chat_template, "override"
         if not template:
             template, source = info.chat_template, "model"

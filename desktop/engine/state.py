@@ -91,6 +91,7 @@ class Engine:
                 "context_length_trained": model.info.context_length,
                 "chat_template": model.template_source,
                 "settings": model.settings.to_dict(),
+                "loaded_at": model.loaded_at,
             },
             "memory_bytes": process_rss(),
             "last_generation": None if last is None else {

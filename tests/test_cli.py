@@ -1,0 +1,75 @@
+"""The `nomoat` command as a user types it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from desktop import __version__
+
+
+def nomoat(*args: str, stdin: str | None = None, env: dict | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "desktop", *args], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_version() -> None:
+    result = nomoat("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"NoMoat {__version__}"
+
+
+def test_models_lists_the_starter_and_files_in_the_data_dir(tmp_path: Path,
+                                                           starter: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "My-Model.Q4_K_M.gguf").write_bytes(starter.read_bytes()[:1024])
+    result = nomoat("--data-dir", str(tmp_path), "models")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("smollm2-135m-instruct")
+    assert "bundled starter" in lines[0]
+    assert any(line.startswith("my-model.q4_k_m") for line in lines)
+
+
+def test_chat_in_the_terminal(tmp_path: Path) -> None:
+    result = nomoat("--data-dir", str(tmp_path), "chat", "--ctx", "1024",
+                    stdin="Hello there\n/reset\nAnd again\n/exit\n")
+    assert result.returncode == 0, result.stderr
+    assert "Chatting with smollm2-135m-instruct" in result.stdout
+    assert "(conversation cleared)" in result.stdout
+    replies = [line for line in result.stdout.split("> ")[1:] if line.strip()]
+    assert len(replies) >= 2  # an answer to each message
+    assert (tmp_path / "logs" / "engine.log").exists()
+
+
+def test_no_command_starts_the_chat(tmp_path: Path) -> None:
+    result = nomoat("--data-dir", str(tmp_path), stdin="/exit\n")
+    assert result.returncode == 0, result.stderr
+    assert "Chatting with" in result.stdout
+
+
+def test_serve_with_a_bad_model_exits_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_text("hello")
+    result = nomoat("--data-dir", str(tmp_path), "serve", "--model", str(bad), "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("nomoat: bad.gguf is not a GGUF model file")
+
+
+def test_unknown_model_id_exits_non_zero(tmp_path: Path) -> None:
+    result = nomoat("--data-dir", str(tmp_path), "chat", "--model", "nope", stdin="")
+    assert result.returncode == 1
+    assert "No installed model is called 'nope'" in result.stderr
+
+
+def test_data_dir_holds_everything(tmp_path: Path) -> None:
+    home = tmp_path / "fakehome"
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    result = nomoat("--data-dir", str(tmp_path / "data"), "chat", stdin="/exit\n", env=env)
+    assert result.returncode == 0, result.stderr
+    assert list(home.iterdir()) == []  # nothing written under the user's home
+    assert (tmp_path / "data" / "logs" / "engine.log").exists()
