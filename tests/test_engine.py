@@ -177,6 +177,7 @@ def test_api_key_and_cors_on_the_public_listener(engine) -> None:
             with pytest.raises(openai.AuthenticationError):
                 bad.models.list()
         assert httpx.get(f"{base}/v1/models").status_code == 401
+        assert httpx.get(f"{base}/health").status_code == 401  # every route needs the key
         with openai.OpenAI(base_url=f"{base}/v1", api_key="s3cret", max_retries=0) as good:
             assert MODEL in [m.id for m in good.models.list()]
         preflight = httpx.options(f"{base}/v1/chat/completions", headers={

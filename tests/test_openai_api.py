@@ -113,6 +113,13 @@ def test_unknown_model_is_404(served) -> None:
     assert "no-such-model" in caught.value.message
 
 
+def test_a_request_cannot_load_a_file_by_path(served, starter, tmp_path) -> None:
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(starter.read_bytes())
+    with pytest.raises(openai.NotFoundError):
+        served.client().chat.completions.create(model=str(copy), messages=HELLO)
+
+
 @pytest.mark.parametrize("body, expected", [
     ({"messages": []}, "messages"),
     ({"messages": "hello"}, "messages"),

@@ -296,7 +296,7 @@ def create_public_app(engine: Engine, api_key: str | None, cors_origins: list[st
     app = FastAPI(title="NoMoat", version=__version__, docs_url=None, redoc_url=None)
     _install_error_handlers(app)
     _add_openai_routes(app, engine)
-    gated = Gate(app, api_key=api_key or None, open_paths={"/health"}, log=log)
+    gated = Gate(app, api_key=api_key or None, log=log)
     if not cors_origins:
         return gated
     return CORSMiddleware(gated, allow_origins=cors_origins, allow_methods=["GET", "POST"],

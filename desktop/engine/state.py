@@ -40,11 +40,16 @@ class Engine:
         current = self.runner.model
         if current is not None and (not name or name in self.aliases(current)):
             return current
+        installed = [m.id for m in installed_models()]
         if not name:
-            name = next((m.id for m in installed_models()), None)
-            if name is None:
+            if not installed:
                 raise APIError(503, "No model is loaded and none is installed.",
                                type="server_error", code="model_not_loaded")
+            name = installed[0]
+        elif name not in installed:  # requests name installed models, never arbitrary paths
+            raise APIError(404, f"No installed model is called '{name}'. Installed: "
+                           f"{', '.join(installed) or 'none'}.", code="model_not_found",
+                           param="model")
         try:
             return self.load(name)
         except LoadError as exc:
