@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_load_options(chat)
 
     commands.add_parser("models", help="list installed models")
+
+    app = commands.add_parser("app", help="open the desktop window (the default)")
+    app.add_argument("--model", metavar="ID|PATH", help="model to load at start")
     return parser
 
 
@@ -180,6 +183,26 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _has_display() -> bool:
+    """Whether a window can be shown: a display, or a Qt platform chosen on purpose."""
+    import os
+
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    if not _has_display():
+        print("nomoat: no display found, so starting the terminal chat instead of the window.",
+              file=sys.stderr)
+        return cmd_chat(_parser().parse_args(["chat"] + (["--model", args.model]
+                                                          if args.model else [])))
+    from desktop.ui.app import run
+
+    return run(model=args.model)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--engine"]:  # the frozen app starts its engine this way
@@ -189,10 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.data_dir:
         set_home(args.data_dir)
-    command = args.command or "chat"
-    if command == "chat" and not hasattr(args, "model"):
-        args = _parser().parse_args([*argv, "chat"])
-    handlers = {"serve": cmd_serve, "chat": cmd_chat, "models": cmd_models}
+    command = args.command or "app"
+    if args.command is None:
+        args = _parser().parse_args([*argv, "app"])
+    handlers = {"serve": cmd_serve, "chat": cmd_chat, "models": cmd_models, "app": cmd_app}
     from desktop.client.api import EngineError
 
     try:

@@ -44,9 +44,14 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "engine.log").exists()
 
 
-def test_no_command_starts_the_chat(tmp_path: Path) -> None:
-    result = nomoat("--data-dir", str(tmp_path), stdin="/exit\n")
+def test_no_command_without_a_display_falls_back_to_the_terminal_chat(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = nomoat("--data-dir", str(tmp_path), stdin="/exit\n", env=env)
     assert result.returncode == 0, result.stderr
+    assert "no display found" in result.stderr
     assert "Chatting with" in result.stdout
 
 

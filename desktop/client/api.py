@@ -73,6 +73,10 @@ class EngineClient:
     def set_public(self, enabled: bool, **options: Any) -> dict[str, Any]:
         return self._call("POST", "/control/public", {"enabled": enabled, **options})
 
+    def request_log(self) -> list[dict[str, Any]]:
+        """The public API's recent requests (time, route, status, duration, tokens)."""
+        return self._call("GET", "/control/requests")["requests"]
+
     # -- OpenAI routes ---------------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/models")["data"]

@@ -1,0 +1,130 @@
+"""Start the desktop app: the window first, then the engine behind it."""
+
+from __future__ import annotations
+
+import sys
+
+
+from PySide6.QtCore import QObject, QSettings
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from desktop import __version__
+from desktop.core.chats import ChatStore, ChatStoreError
+from desktop.core.library import InstalledModel, installed_models
+from desktop.core.paths import get_paths
+from desktop.ui.chat_controller import ChatController
+from desktop.ui.engine import EngineController
+from desktop.ui.views.main_window import MainWindow
+from desktop.ui.views.server import ServerPage
+from desktop.ui.workers import Workers
+
+
+def apply_theme(app: QApplication, theme: str) -> bool:
+    """Light, dark, or the system's; returns whether the result is dark."""
+    app.setStyle("Fusion")
+    if theme == "system":
+        scheme = app.styleHints().colorScheme()
+        dark = scheme.name == "Dark"
+    else:
+        dark = theme == "dark"
+    palette = QPalette()
+    if dark:
+        for role, color in ((QPalette.ColorRole.Window, "#202124"),
+                            (QPalette.ColorRole.WindowText, "#e8eaed"),
+                            (QPalette.ColorRole.Base, "#171717"),
+                            (QPalette.ColorRole.AlternateBase, "#262626"),
+                            (QPalette.ColorRole.Text, "#e8eaed"),
+                            (QPalette.ColorRole.Button, "#2d2e31"),
+                            (QPalette.ColorRole.ButtonText, "#e8eaed"),
+                            (QPalette.ColorRole.Highlight, "#3b82f6"),
+                            (QPalette.ColorRole.HighlightedText, "#ffffff"),
+                            (QPalette.ColorRole.ToolTipBase, "#2d2e31"),
+                            (QPalette.ColorRole.ToolTipText, "#e8eaed"),
+                            (QPalette.ColorRole.PlaceholderText, "#9aa0a6")):
+            palette.setColor(role, QColor(color))
+    else:
+        palette = app.style().standardPalette()
+    app.setPalette(palette)
+    bubble = "#2a2b2e" if dark else "#f3f4f6"
+    app.setStyleSheet(
+        f"QFrame#userMessage {{ background: {bubble}; border-radius: 8px; }}"
+        "QFrame#assistantMessage { border: none; }"
+        "QFrame#engineBanner { background: #b45309; color: white; }"
+        "QFrame#engineBanner QLabel { color: white; }"
+        "QLabel#chatNotice { color: #b45309; }"
+        "QLabel#chatTitle { font-weight: bold; }")
+    return dark
+
+
+class DesktopApp(QObject):
+    """Everything the window needs, created in order and closed in reverse."""
+
+    def __init__(self, app: QApplication, theme: str = "system") -> None:
+        super().__init__()
+        self.app = app
+        paths = get_paths().ensure()
+        dark = apply_theme(app, theme)
+        self.workers = Workers(self)
+        self.store = ChatStore().open()
+        self.engine = EngineController(self.workers, self)
+        self.chat = ChatController(self.store, self.engine, self.workers, self)
+        state = QSettings(str(paths.settings / "window.ini"), QSettings.Format.IniFormat)
+        self.window = MainWindow(self.engine, self.chat, state, dark)
+        self.server_page = ServerPage(self.engine)
+        self.server_page.remoteChanged.connect(self._remote)
+        self.window.add_page("Server", self.server_page)
+        self.window.chat_page.modelChosen.connect(self.choose_model)
+        self.models: list[InstalledModel] = []
+
+    def start(self, model: str | None = None) -> None:
+        """Show the window now; start the engine and read the model list in the background."""
+        self.window.show()
+        self.window.sidebar.refresh()
+        if self.store.recovered:
+            self.window.banner.show_message(
+                f"{self.store.recovered} reply was cut off when NoMoat last closed "
+                "unexpectedly; what had arrived is kept.", can_restart=False)
+        self.workers.submit(installed_models, on_done=lambda found: self._models(found, model))
+
+    def _models(self, found: list[InstalledModel], wanted: str | None) -> None:
+        self.models = found
+        model = wanted or (found[0].id if found else None)
+        self.chat.model = model
+        self.window.chat_page.set_models([(m.id, m.name) for m in found], model)
+        self.engine.start(model)
+
+    def choose_model(self, model_id: str) -> None:
+        """Load another model; the conversation stays as it is."""
+        self.chat.model = model_id
+        self.engine.load_model(model_id, {}, on_done=lambda _: self.engine.refresh_status(),
+                               on_error=lambda exc: self.window.banner.show_message(
+                                   f"Could not load {model_id}: {exc}", can_restart=False))
+
+    def _remote(self, url: str | None, key: str | None) -> None:
+        self.engine.set_remote(url, key)
+
+    def close(self) -> None:
+        self.chat.stop()
+        self.window.close()
+        self.workers.shutdown()
+        self.engine.shutdown()
+        self.store.close()
+
+
+def run(argv: list[str] | None = None, model: str | None = None) -> int:
+    """The desktop app's main loop."""
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("NoMoat")
+    app.setApplicationVersion(__version__)
+    try:
+        desktop = DesktopApp(app)  # type: ignore[arg-type]
+    except ChatStoreError as exc:
+        QMessageBox.critical(None, "NoMoat", str(exc))
+        return 1
+    desktop.start(model)
+    code = app.exec()
+    desktop.close()
+    return int(code)
+
+

@@ -1,0 +1,1 @@
+"""Widgets and pages of the main window."""

@@ -1,0 +1,259 @@
+"""The chat page: a conversation's messages, the model picker, and the box to type in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu,
+                               QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from desktop.core.chats import Conversation, Message
+from desktop.ui.chat_controller import ChatController
+from desktop.ui.views.message import MessageWidget
+
+
+class Composer(QPlainTextEdit):
+    """The message box: Enter sends, Shift+Enter starts a new line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatPage(QWidget):
+    """Shows one conversation and sends the user's messages through the ChatController."""
+
+    modelChosen = Signal(str)
+
+    def __init__(self, chat: ChatController, dark: bool = False,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.chat = chat
+        self.dark = dark
+        self.messages: list[MessageWidget] = []
+        self.reply: MessageWidget | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+
+        top = QHBoxLayout()
+        self.title = QLabel("New chat")
+        self.title.setObjectName("chatTitle")
+        top.addWidget(self.title, 1)
+        self.model_picker = QComboBox()
+        self.model_picker.setAccessibleName("Model")
+        self.model_picker.setMinimumContentsLength(18)
+        self.model_picker.activated.connect(
+            lambda index: self.modelChosen.emit(self.model_picker.itemData(index)))
+        top.addWidget(self.model_picker)
+        self.system_button = QPushButton("System prompt")
+        self.system_button.setCheckable(True)
+        self.system_button.toggled.connect(self._toggle_system)
+        top.addWidget(self.system_button)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setAccessibleName("Export conversation")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        menu.addAction("As Markdown…", lambda: self._export("md"))
+        menu.addAction("As JSON…", lambda: self._export("json"))
+        self.export_button.setMenu(menu)
+        top.addWidget(self.export_button)
+        layout.addLayout(top)
+
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setPlaceholderText("How the assistant should behave in this chat")
+        self.system_prompt.setMaximumHeight(80)
+        self.system_prompt.hide()
+        self._system_timer = QTimer(self, singleShot=True, interval=600)
+        self._system_timer.timeout.connect(
+            lambda: self.chat.set_system_prompt(self.system_prompt.toPlainText()))
+        self.system_prompt.textChanged.connect(self._system_timer.start)
+        layout.addWidget(self.system_prompt)
+
+        self.notice = QLabel("")
+        self.notice.setObjectName("chatNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        layout.addWidget(self.notice)
+
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.list_widget = QWidget()
+        self.list_layout = QVBoxLayout(self.list_widget)
+        self.list_layout.addStretch(1)
+        self.scroll.setWidget(self.list_widget)
+        self.empty = QLabel("Type a message below to start chatting. Everything stays on this "
+                            "computer.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.list_layout.insertWidget(0, self.empty)
+        layout.addWidget(self.scroll, 1)
+
+        bottom = QHBoxLayout()
+        self.composer = Composer()
+        self.composer.setAccessibleName("Message")
+        self.composer.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
+        self.composer.setMaximumHeight(84)
+        self.composer.submitted.connect(self.send)
+        bottom.addWidget(self.composer, 1)
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send message")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop reply")
+        self.stop_button.clicked.connect(self.chat.stop)
+        self.stop_button.hide()
+        bottom.addWidget(self.send_button)
+        bottom.addWidget(self.stop_button)
+        layout.addLayout(bottom)
+        self.setTabOrder(self.composer, self.send_button)
+        self.setTabOrder(self.send_button, self.model_picker)
+
+        chat.conversationOpened.connect(self.show_conversation)
+        chat.replyStarted.connect(self._reply_started)
+        chat.replyText.connect(self._reply_text)
+        chat.replyFinished.connect(self._reply_finished)
+        chat.replyFailed.connect(self._reply_failed)
+        chat.contextTrimmed.connect(self._context_trimmed)
+        chat.busyChanged.connect(self._busy)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._follow)
+        self._at_bottom = True
+        self.scroll.verticalScrollBar().valueChanged.connect(self._track_bottom)
+
+    # -- models ----------------------------------------------------------------------------------
+    def set_models(self, models: list[tuple[str, str]], current: str | None) -> None:
+        self.model_picker.clear()
+        for model_id, label in models:
+            self.model_picker.addItem(label, model_id)
+        if current is not None:
+            index = self.model_picker.findData(current)
+            if index >= 0:
+                self.model_picker.setCurrentIndex(index)
+
+    # -- showing a conversation ------------------------------------------------------------------
+    def show_conversation(self, conversation: Conversation | None,
+                          messages: list[Message]) -> None:
+        self._clear()
+        self.notice.hide()
+        self.title.setText(conversation.title if conversation else "New chat")
+        self.system_prompt.blockSignals(True)
+        self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
+        self.system_prompt.blockSignals(False)
+        self._add_all(messages)
+        self.composer.setFocus()
+
+    def _clear(self) -> None:
+        for widget in self.messages:
+            self.list_layout.removeWidget(widget)
+            widget.deleteLater()
+        self.messages.clear()
+        self.reply = None
+        self.empty.show()
+
+    def _add_all(self, messages: list[Message]) -> None:
+        last_user: int | None = None
+        for message in messages:
+            if message.role == "system":
+                continue
+            widget = MessageWidget.from_message(message, self.dark)
+            if message.role == "user":
+                last_user = message.id
+            else:
+                widget.answers_id = last_user
+            self._add_widget(widget)
+
+    def _add_widget(self, widget: MessageWidget) -> None:
+        self.empty.hide()
+        widget.editSubmitted.connect(self.chat.edit_and_resend)
+        widget.regenerateRequested.connect(self.chat.regenerate)
+        self.list_layout.insertWidget(self.list_layout.count() - 1, widget)
+        self.messages.append(widget)
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(self) -> None:
+        text = self.composer.toPlainText()
+        if self.chat.send(text, self.system_prompt.toPlainText()):
+            self.composer.clear()
+
+    def _reply_started(self, conversation: Conversation, messages: list[Message]) -> None:
+        self._clear()
+        self.title.setText(conversation.title)
+        self._add_all(messages)
+        self.reply = self.messages[-1] if self.messages else None
+        self._at_bottom = True
+
+    def _reply_text(self, text: str) -> None:
+        if self.reply is not None:
+            self.reply.append(text)
+
+    def _reply_finished(self, message: Message) -> None:
+        if self.reply is not None and self.reply.message_id == message.id:
+            self.reply.set_text(message.content)
+            self.reply.set_state(message.state, message.error)
+        self.reply = None
+
+    def _reply_failed(self, reason: str) -> None:
+        self.notice.setText(reason)
+        self.notice.show()
+
+    def _context_trimmed(self, count: int) -> None:
+        self.notice.setText(f"This conversation is longer than the model's context, so the "
+                            f"{count} oldest messages were left out of the last prompt. The "
+                            "system prompt was kept.")
+        self.notice.show()
+
+    def _busy(self, busy: bool) -> None:
+        self.send_button.setVisible(not busy)
+        self.stop_button.setVisible(busy)
+        for widget in self.messages:
+            widget.set_actions_enabled(not busy)
+        if not busy:
+            self.composer.setFocus()
+
+    def _track_bottom(self, value: int) -> None:
+        self._at_bottom = value >= self.scroll.verticalScrollBar().maximum() - 4
+
+    def _follow(self, _minimum: int, maximum: int) -> None:
+        if self._at_bottom:
+            self.scroll.verticalScrollBar().setValue(maximum)
+
+    def _toggle_system(self, shown: bool) -> None:
+        self.system_prompt.setVisible(shown)
+
+    def _export(self, kind: str) -> None:
+        conversation = self.chat.conversation
+        if conversation is None:
+            return
+        suffix = "Markdown (*.md)" if kind == "md" else "JSON (*.json)"
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation",
+                                              f"{conversation.title}.{kind}", suffix)
+        if path:
+            self.export_to(path, kind)
+
+    def export_to(self, path: str, kind: str) -> None:
+        conversation = self.chat.conversation
+        if conversation is None:
+            return
+        store = self.chat.store
+        cid = conversation.id
+
+        def write() -> None:
+            text = store.export_markdown(cid) if kind == "md" else store.export_json(cid)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+
+        self.chat.workers.submit(write, serial=True)
+
+    def state(self) -> dict[str, Any]:
+        """What the page shows, for tests and screenshots."""
+        return {"messages": [(w.role, w.text) for w in self.messages],
+                "busy": self.chat.busy, "notice": self.notice.text()}

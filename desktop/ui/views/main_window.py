@@ -1,0 +1,164 @@
+"""The main window: pages on the left, the conversation list, the page, and a status bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QMainWindow,
+                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+
+from desktop.ui.chat_controller import ChatController
+from desktop.ui.engine import EngineController
+from desktop.ui.views.chat import ChatPage
+from desktop.ui.views.sidebar import Sidebar
+
+GiB = 1024**3
+
+
+class EngineBanner(QFrame):
+    """Says in plain words when the engine died, and offers to restart it."""
+
+    restartRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("engineBanner")
+        layout = QHBoxLayout(self)
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        layout.addWidget(self.text, 1)
+        self.restart = QPushButton("Restart engine")
+        self.restart.clicked.connect(self.restartRequested)
+        self.dismiss = QPushButton("Dismiss")
+        self.dismiss.clicked.connect(self.hide)
+        layout.addWidget(self.restart)
+        layout.addWidget(self.dismiss)
+        self.hide()
+
+    def show_message(self, text: str, can_restart: bool) -> None:
+        self.text.setText(text)
+        self.restart.setVisible(can_restart)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """Holds the pages; knows nothing of how they do their work."""
+
+    def __init__(self, engine: EngineController, chat: ChatController,
+                 window_state: QSettings, dark: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        self.chat = chat
+        self.window_state = window_state
+        self.setWindowTitle("NoMoat")
+        self.resize(1100, 760)
+
+        self.nav = QListWidget()
+        self.nav.setAccessibleName("Pages")
+        self.nav.setFixedWidth(120)
+        self.stack = QStackedWidget()
+        self.pages: dict[str, QWidget] = {}
+        self.sidebar = Sidebar(chat)
+        self.chat_page = ChatPage(chat, dark)
+
+        self.banner = EngineBanner()
+        self.banner.restartRequested.connect(engine.restart)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.stack, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([240, 860])
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+        self.add_page("Chat", self.chat_page)
+        self.nav.currentRowChanged.connect(self._page_changed)
+
+        self.engine_label = QLabel("Engine: starting")
+        self.model_label = QLabel("No model")
+        self.memory_label = QLabel("")
+        self.speed_label = QLabel("")
+        bar = self.statusBar()
+        for label in (self.engine_label, self.model_label, self.memory_label, self.speed_label):
+            bar.addPermanentWidget(label)
+
+        QShortcut(QKeySequence.StandardKey.New, self, activated=self.new_chat)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.find_chat)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=chat.stop)
+
+        engine.stateChanged.connect(self._engine_state)
+        engine.statusChanged.connect(self._engine_status)
+        self._restore()
+
+    def add_page(self, name: str, widget: QWidget) -> None:
+        self.pages[name] = widget
+        self.stack.addWidget(widget)
+        self.nav.addItem(name)
+        if self.nav.currentRow() < 0:
+            self.nav.setCurrentRow(0)
+
+    def show_page(self, name: str) -> None:
+        self.nav.setCurrentRow(list(self.pages).index(name))
+
+    def _page_changed(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+        self.sidebar.setVisible(list(self.pages)[row] == "Chat")
+
+    def new_chat(self) -> None:
+        self.show_page("Chat")
+        self.chat.new_conversation()
+
+    def find_chat(self) -> None:
+        self.show_page("Chat")
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    # -- engine ----------------------------------------------------------------------------------
+    def _engine_state(self, state: str, message: str) -> None:
+        names = {"starting": "starting", "ready": "ready", "crashed": "restarting",
+                 "failed": "stopped", "stopped": "stopped"}
+        self.engine_label.setText(f"Engine: {names.get(state, state)}")
+        if state == "crashed":
+            self.banner.show_message(message + " Your conversations and the text you were "
+                                     "typing are safe.", can_restart=False)
+        elif state == "failed":
+            self.banner.show_message(message, can_restart=True)
+        elif state == "ready" and self.banner.isVisible():
+            self.banner.show_message(message, can_restart=False)
+        elif state == "ready" and message != "The engine is ready.":
+            self.banner.show_message(message, can_restart=False)
+
+    def _engine_status(self, status: dict[str, Any]) -> None:
+        model = status.get("model") if status else None
+        self.model_label.setText(f"Model: {model['id']}" if model else "No model loaded")
+        memory = status.get("memory_bytes") if status else None
+        self.memory_label.setText(f"Memory: {memory / GiB:.2f} GB" if memory else "")
+        last = (status or {}).get("last_generation") or {}
+        rate = last.get("tokens_per_second")
+        self.speed_label.setText(f"{rate:.1f} tokens/s" if rate else "")
+
+    # -- window state (kept apart from the user's settings) ----------------------------------------
+    def _restore(self) -> None:
+        geometry = self.window_state.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = self.window_state.value("splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.window_state.setValue("geometry", self.saveGeometry())
+        self.window_state.setValue("splitter", self.splitter.saveState())
+        self.window_state.sync()
+        super().closeEvent(event)

@@ -1,0 +1,119 @@
+"""One message in the chat: who said it, its Markdown, and what can be done with it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, \
+    QVBoxLayout, QWidget
+
+from desktop.core.chats import Message
+from desktop.ui.views.markdown import MarkdownView
+
+
+class MessageWidget(QFrame):
+    """A chat bubble. Buttons: copy, and edit (user) or regenerate (assistant)."""
+
+    editSubmitted = Signal(int, str)
+    regenerateRequested = Signal(int)
+
+    def __init__(self, role: str, message_id: int | None = None, model: str | None = None,
+                 dark: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.message_id = message_id
+        self.answers_id: int | None = None  # for a reply: the user message it answers
+        self.setObjectName("userMessage" if role == "user" else "assistantMessage")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        header = QHBoxLayout()
+        who = "You" if role == "user" else ("Assistant" + (f" · {model}" if model else ""))
+        self.who = QLabel(f"<b>{who}</b>")
+        self.note = QLabel("")
+        self.note.setObjectName("messageNote")
+        header.addWidget(self.who)
+        header.addWidget(self.note)
+        header.addStretch(1)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setAccessibleName("Copy message")
+        self.copy_button.clicked.connect(self.copy)
+        header.addWidget(self.copy_button)
+        self.action_button = QPushButton("Edit" if role == "user" else "Regenerate")
+        self.action_button.setAccessibleName("Edit message" if role == "user"
+                                             else "Regenerate reply")
+        self.action_button.clicked.connect(self._action)
+        header.addWidget(self.action_button)
+        layout.addLayout(header)
+        self.body = MarkdownView(dark, self)
+        layout.addWidget(self.body)
+        self.editor: QPlainTextEdit | None = None
+        self._edit_row: QWidget | None = None
+        self.text = ""
+        self.setAccessibleName("Your message" if role == "user" else "Reply")
+
+    @classmethod
+    def from_message(cls, message: Message, dark: bool = False) -> "MessageWidget":
+        widget = cls(message.role, message.id, message.model_id, dark)
+        widget.set_text(message.content)
+        widget.set_state(message.state, message.error)
+        return widget
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        self.body.set_markdown(text)
+
+    def append(self, piece: str) -> None:
+        self.set_text(self.text + piece)
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        notes = {"stopped": "stopped", "error": f"failed: {error}" if error else "failed",
+                 "streaming": "…"}
+        self.note.setText(notes.get(state, ""))
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        self.action_button.setEnabled(enabled)
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text)
+
+    def _action(self) -> None:
+        if self.role == "user":
+            self.start_edit()
+        elif self.answers_id is not None:
+            self.regenerateRequested.emit(self.answers_id)
+
+    def start_edit(self) -> None:
+        if self.editor is not None or self.message_id is None:
+            return
+        self.editor = QPlainTextEdit(self.text)
+        self.editor.setAccessibleName("Edit message text")
+        self.body.hide()
+        row = QWidget()
+        buttons = QHBoxLayout(row)
+        buttons.setContentsMargins(0, 0, 0, 0)
+        send = QPushButton("Send again")
+        send.setAccessibleName("Send edited message")
+        cancel = QPushButton("Cancel")
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(send)
+        self.layout().addWidget(self.editor)
+        self.layout().addWidget(row)
+        self._edit_row = row
+        send.clicked.connect(self._submit_edit)
+        cancel.clicked.connect(self.end_edit)
+        self.editor.setFocus()
+
+    def _submit_edit(self) -> None:
+        if self.editor is not None and self.message_id is not None:
+            text = self.editor.toPlainText()
+            self.end_edit()
+            self.editSubmitted.emit(self.message_id, text)
+
+    def end_edit(self) -> None:
+        for widget in (self.editor, self._edit_row):
+            if widget is not None:
+                widget.deleteLater()
+        self.editor = self._edit_row = None
+        self.body.show()
