@@ -35,9 +35,11 @@ class EngineBanner(QFrame):
         self.dismiss.clicked.connect(self.hide)
         layout.addWidget(self.restart)
         layout.addWidget(self.dismiss)
+        self.about_engine = False
         self.hide()
 
-    def show_message(self, text: str, can_restart: bool) -> None:
+    def show_message(self, text: str, can_restart: bool, about_engine: bool = False) -> None:
+        self.about_engine = about_engine
         self.text.setText(text)
         self.restart.setVisible(can_restart)
         self.show()
@@ -131,13 +133,12 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(f"Engine: {names.get(state, state)}")
         if state == "crashed":
             self.banner.show_message(message + " Your conversations and the text you were "
-                                     "typing are safe.", can_restart=False)
+                                     "typing are safe.", can_restart=False, about_engine=True)
         elif state == "failed":
-            self.banner.show_message(message, can_restart=True)
-        elif state == "ready" and self.banner.isVisible():
-            self.banner.show_message(message, can_restart=False)
-        elif state == "ready" and message != "The engine is ready.":
-            self.banner.show_message(message, can_restart=False)
+            self.banner.show_message(message, can_restart=True, about_engine=True)
+        elif state == "ready" and ((self.banner.isVisible() and self.banner.about_engine)
+                                   or message != "The engine is ready."):
+            self.banner.show_message(message, can_restart=False, about_engine=True)
 
     def _engine_status(self, status: dict[str, Any]) -> None:
         model = status.get("model") if status else None

@@ -1,0 +1,202 @@
+"""The desktop window with the real engine and starter model, offscreen."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QAbstractItemModelTester
+
+from conftest import free_port
+from desktop.core.chats import ChatStore
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NOMOAT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def open_app(qtbot, home: Path):  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.app import DesktopApp
+
+    desktop = DesktopApp(QApplication.instance(), "light")
+    qtbot.addWidget(desktop.window)
+    desktop.start()
+    qtbot.waitUntil(lambda: desktop.engine.state == "ready"
+                    and desktop.engine.status.get("model"), timeout=60_000)
+    desktop.chat.sampling = {"max_tokens": 24, "temperature": 0.0}
+    return desktop
+
+
+@pytest.fixture
+def app(qtbot, home):  # type: ignore[no-untyped-def]
+    desktop = open_app(qtbot, home)
+    yield desktop
+    desktop.close()
+
+
+def send(qtbot, app, text: str):  # type: ignore[no-untyped-def]
+    pieces: list[str] = []
+    app.chat.replyText.connect(pieces.append)
+    page = app.window.chat_page
+    page.composer.setPlainText(text)
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=60_000) as finished:
+        qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    app.chat.replyText.disconnect(pieces.append)
+    return finished.args[0], pieces
+
+
+def test_send_shows_a_streamed_reply_and_saves_it(qtbot, app) -> None:
+    message, pieces = send(qtbot, app, "What is the capital of France?")
+    assert message.state == "complete" and message.content
+    assert len(pieces) >= 1 and "".join(pieces) == message.content
+    shown = app.window.chat_page.state()["messages"]
+    assert shown == [("user", "What is the capital of France?"), ("assistant", message.content)]
+    assert app.window.chat_page.composer.toPlainText() == ""
+    saved = app.store.messages(message.conversation_id)
+    assert [m.content for m in saved] == ["What is the capital of France?", message.content]
+    assert saved[1].completion_tokens and saved[1].prompt_tokens
+    qtbot.waitUntil(lambda: app.window.sidebar.model.rowCount() == 2)  # "Today" + the chat
+    QAbstractItemModelTester(app.window.sidebar.model,
+                             QAbstractItemModelTester.FailureReportingMode.Fatal)
+
+
+def test_shift_enter_is_a_new_line(qtbot, app) -> None:
+    composer = app.window.chat_page.composer
+    qtbot.keyClicks(composer, "line one")
+    qtbot.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(composer, "line two")
+    assert composer.toPlainText() == "line one\nline two"
+    assert not app.chat.busy
+
+
+def test_escape_stops_a_reply(qtbot, app) -> None:
+    app.chat.sampling = {"max_tokens": 2000, "temperature": 0.7}
+    page = app.window.chat_page
+    page.composer.setPlainText("Write a very long essay about the history of bread.")
+    with qtbot.waitSignal(app.chat.replyText, timeout=60_000):
+        page.send()
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=30_000) as finished:
+        qtbot.keyClick(app.window, Qt.Key.Key_Escape)
+    message = finished.args[0]
+    assert message.state == "stopped"
+    assert app.store.message(message.id).state == "stopped"
+    assert 0 < (message.content.count(" ") + 1) < 1500
+
+
+def test_regenerate_and_edit_replace_the_turns_after(qtbot, app) -> None:
+    first, _ = send(qtbot, app, "Name a fruit.")
+    page = app.window.chat_page
+    reply_widget = page.messages[-1]
+    assert reply_widget.answers_id is not None
+    app.chat.sampling = {"max_tokens": 24, "temperature": 1.0, "seed": 99}
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=60_000) as again:
+        reply_widget.action_button.click()
+    assert again.args[0].id != first.id
+    saved = app.store.messages(first.conversation_id)
+    assert len(saved) == 2 and saved[1].id == again.args[0].id
+
+    user_widget = page.messages[0]
+    user_widget.action_button.click()  # Edit
+    assert user_widget.editor is not None
+    user_widget.editor.setPlainText("Name a vegetable.")
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=60_000):
+        user_widget._submit_edit()
+    saved = app.store.messages(first.conversation_id)
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[0].content == "Name a vegetable."
+    assert page.state()["messages"][0] == ("user", "Name a vegetable.")
+
+
+def test_conversations_survive_a_restart_of_the_app(qtbot, home) -> None:
+    first = open_app(qtbot, home)
+    message, _ = send(qtbot, first, "Remember the word banana.")
+    first.close()
+    second = open_app(qtbot, home)
+    try:
+        qtbot.waitUntil(lambda: second.window.sidebar.model.rowCount() == 2)
+        index = second.window.sidebar.model.index(1)
+        with qtbot.waitSignal(second.chat.conversationOpened, timeout=10_000):
+            second.window.sidebar.view.clicked.emit(index)
+        assert second.window.chat_page.state()["messages"] == [
+            ("user", "Remember the word banana."), ("assistant", message.content)]
+    finally:
+        second.close()
+
+
+def test_engine_killed_mid_reply_shows_a_banner_and_comes_back(qtbot, app) -> None:
+    app.chat.sampling = {"max_tokens": 2000, "temperature": 0.7}
+    page = app.window.chat_page
+    page.composer.setPlainText("Write a very long essay about the history of bread.")
+    with qtbot.waitSignal(app.chat.replyText, timeout=60_000):
+        page.send()
+    qtbot.keyClicks(page.composer, "half-typed thought")
+    pid = app.engine.pid
+    with qtbot.waitSignal(app.chat.replyFailed, timeout=30_000) as failed:
+        os.kill(pid, signal.SIGKILL)
+    assert "stopped while answering" in failed.args[0]
+    qtbot.waitUntil(lambda: app.window.banner.isVisible(), timeout=10_000)
+    assert "SIGKILL" in app.window.banner.text.text() or "restarted" in \
+        app.window.banner.text.text()
+    qtbot.waitUntil(lambda: app.engine.state == "ready" and app.engine.pid != pid,
+                    timeout=60_000)
+    assert page.composer.toPlainText() == "half-typed thought"
+    saved = app.store.messages(app.chat.conversation.id)
+    assert saved[0].content.startswith("Write a very long essay")
+    assert saved[1].state == "error" and saved[1].content  # what arrived is kept
+    page.composer.clear()
+    app.chat.sampling = {"max_tokens": 8, "temperature": 0.0}
+    message, _ = send(qtbot, app, "Hello again")
+    assert message.state == "complete"
+
+
+def test_server_switch_opens_and_closes_the_api(qtbot, app) -> None:
+    server = app.window.pages["Server"]
+    port = free_port()
+    server.port.setValue(port)
+    server.switch.setChecked(True)
+    qtbot.waitUntil(lambda: "Serving at" in server.status.text(), timeout=20_000)
+    with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
+                       max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="smollm2-135m-instruct", max_tokens=4,
+            messages=[{"role": "user", "content": "Hi"}])
+    assert reply.usage.completion_tokens > 0
+    qtbot.waitUntil(lambda: server.log_model.rowCount() >= 1, timeout=10_000)
+    QAbstractItemModelTester(server.log_model,
+                             QAbstractItemModelTester.FailureReportingMode.Fatal)
+    server.switch.setChecked(False)
+    qtbot.waitUntil(lambda: server.status.text() == "The API is off.", timeout=20_000)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v1/models")
+
+
+def test_reply_cut_off_by_a_crash_is_kept_and_marked(qtbot, home) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    store = ChatStore(home / "chats" / "conversations.sqlite3").open()
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, "user", "Tell me a story")
+    reply = store.begin_reply(conversation.id)
+    store.update_reply(reply.id, "Once upon a time")
+    store._conn.close()  # the app was killed: nothing closes the store properly
+    store._conn = None
+    desktop = open_app(qtbot, home)
+    try:
+        assert desktop.window.banner.isVisible()
+        assert "cut off" in desktop.window.banner.text.text()
+        with qtbot.waitSignal(desktop.chat.conversationOpened, timeout=10_000):
+            desktop.chat.open_conversation(conversation.id)
+        widget = desktop.window.chat_page.messages[-1]
+        assert widget.text == "Once upon a time" and widget.note.text() == "stopped"
+    finally:
+        desktop.close()
