@@ -25,16 +25,17 @@ def test_models_lists_the_starter_and_files_in_the_data_dir(tmp_path: Path,
                                                            starter: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "My-Model.Q4_K_M.gguf").write_bytes(starter.read_bytes()[:1024])
-    result = nomoat("--data-dir", str(tmp_path), "models")
+    result = nomoat("--data-dir", str(tmp_path), "models", "--offline")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("smollm2-135m-instruct")
-    assert "bundled starter" in lines[0]
-    assert any(line.startswith("my-model.q4_k_m") for line in lines)
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert lines[0] == "Installed:"
+    assert lines[1].startswith("smollm2-135m-instruct") and "(bundled)" in lines[1]
+    mine = next(line for line in lines if line.startswith("my-model.q4_k_m"))
+    assert "broken" in mine  # only the first 1,024 bytes of a model: refused, with the reason
 
 
 def test_chat_in_the_terminal(tmp_path: Path) -> None:
-    result = nomoat("--data-dir", str(tmp_path), "chat", "--ctx", "1024",
+    result = nomoat("--data-dir", str(tmp_path), "chat", "--ctx", "1024", "--max-tokens", "24",
                     stdin="Hello there\n/reset\nAnd again\n/exit\n")
     assert result.returncode == 0, result.stderr
     assert "Chatting with smollm2-135m-instruct" in result.stdout

@@ -1,0 +1,137 @@
+"""`nomoat serve` and `nomoat chat`: the engine from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from desktop.client.api import EngineError, StreamEnd
+from desktop.client.process import EngineEvent, EngineSupervisor
+from desktop.terminal import CommandError
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def load_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {"n_gpu_layers": args.gpu_layers}
+    if args.ctx:
+        settings["n_ctx"] = args.ctx
+    if args.threads:
+        settings["n_threads"] = args.threads
+    return settings
+
+
+def default_model(requested: str | None) -> str:
+    from desktop.core.library import installed_models
+    from desktop.core.settings import load_settings as user_settings
+
+    if requested:
+        return requested
+    wanted = user_settings().default_model
+    models = [m for m in installed_models() if m.loadable]
+    if wanted and any(m.id == wanted for m in models):
+        return wanted
+    if not models:
+        raise CommandError("No model is installed. Download one with 'nomoat download ID' "
+                           "(see 'nomoat models'), or pass --model PATH.")
+    return models[0].id
+
+
+def start_engine(args: argparse.Namespace) -> EngineSupervisor:
+    def report(event: EngineEvent) -> None:
+        if event.kind in ("crashed", "restarted", "restart_failed"):
+            print(f"nomoat: {event.message}", file=sys.stderr, flush=True)
+
+    supervisor = EngineSupervisor(on_event=report)
+    supervisor.start()
+    try:
+        supervisor.load(default_model(args.model), **load_settings(args))
+    except BaseException:
+        supervisor.stop()
+        raise
+    return supervisor
+
+
+def serve(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    supervisor = start_engine(args)
+    try:
+        options = {"host": args.host, "port": args.port, "api_key": args.api_key,
+                   "cors_origins": args.cors_origin}
+        public = supervisor.set_public(True, **options)
+        status = supervisor.client.status()
+        print(f"NoMoat is serving {status['model']['id']} at {public['base_url']}"
+              + (" (API key required)" if args.api_key else ""), flush=True)
+        if args.host not in LOCAL_HOSTS:
+            print("Warning: other devices on your network can reach this server.",
+                  file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        supervisor.stop()
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    supervisor = start_engine(args)
+    model = supervisor.client.status()["model"]["id"]
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    history: list[dict[str, str]] = []
+    print(f"Chatting with {model}. /reset starts over, /exit or Ctrl+D quits, "
+          "Ctrl+C stops a reply.", flush=True)
+    try:
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print()
+                break
+            except KeyboardInterrupt:
+                print()
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text == "/exit":
+                break
+            if text == "/reset":
+                history.clear()
+                print("(conversation cleared)")
+                continue
+            history.append({"role": "user", "content": text})
+            reply = _reply(supervisor, system + history, args.max_tokens)
+            if reply:
+                history.append({"role": "assistant", "content": reply})
+            else:
+                history.pop()
+    finally:
+        supervisor.stop()
+    return 0
+
+
+def _reply(supervisor: EngineSupervisor, messages: list[dict[str, str]],
+           max_tokens: int | None) -> str:
+    pieces: list[str] = []
+    limit = {"max_tokens": max_tokens} if max_tokens else {}
+    stream = supervisor.client.chat_stream(messages, **limit)
+    try:
+        for piece in stream:
+            if isinstance(piece, StreamEnd):
+                continue
+            pieces.append(piece)
+            print(piece, end="", flush=True)
+    except KeyboardInterrupt:
+        print(" [stopped]", end="")
+    except EngineError as exc:
+        print(f"\nnomoat: {exc}", file=sys.stderr, flush=True)
+    finally:
+        stream.close()
+    print(flush=True)
+    return "".join(pieces)
