@@ -200,3 +200,50 @@ def test_reply_cut_off_by_a_crash_is_kept_and_marked(qtbot, home) -> None:
         assert widget.text == "Once upon a time" and widget.note.text() == "stopped"
     finally:
         desktop.close()
+
+
+def test_a_long_conversation_leaves_out_the_oldest_turns_and_says_so(qtbot, app) -> None:
+    with qtbot.waitSignal(app.engine.statusChanged, timeout=60_000,
+                          check_params_cb=lambda s: (s.get("model") or {}).get(
+                              "settings", {}).get("n_ctx") == 256):
+        app.engine.load_model("smollm2-135m-instruct", {"n_ctx": 256},
+                              on_done=lambda _: app.engine.refresh_status())
+    app.chat.sampling = {"max_tokens": 8, "temperature": 0.0}
+    trimmed: list[int] = []
+    app.chat.contextTrimmed.connect(trimmed.append)
+    for n in range(4):
+        message, _ = send(qtbot, app, f"Note {n}: " + "the river flows to the sea " * 12)
+        assert message.state == "complete"
+    assert trimmed and trimmed[-1] > 0
+    notice = app.window.chat_page.notice
+    assert notice.isVisible() and "left out" in notice.text() and "system prompt" in notice.text()
+    assert len(app.store.messages(message.conversation_id)) == 8  # nothing is deleted
+
+
+def test_export_as_markdown_and_json(qtbot, app, tmp_path) -> None:
+    import json
+
+    message, _ = send(qtbot, app, "Say hello.")
+    page = app.window.chat_page
+    page.export_to(str(tmp_path / "chat.md"), "md")
+    page.export_to(str(tmp_path / "chat.json"), "json")
+    qtbot.waitUntil(lambda: (tmp_path / "chat.json").exists()
+                    and (tmp_path / "chat.json").stat().st_size > 0, timeout=10_000)
+    markdown = (tmp_path / "chat.md").read_text()
+    assert "Say hello." in markdown and message.content.strip()[:20] in markdown
+    exported = json.loads((tmp_path / "chat.json").read_text())
+    assert exported["messages"][1]["model"] == "smollm2-135m-instruct"
+    assert exported["messages"][1]["seconds_to_first_token"] > 0
+    assert exported["messages"][1]["completion_tokens"] == message.completion_tokens
+
+
+def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, served) -> None:
+    before = app.engine.supervisor.client.status()["last_generation"]
+    server = app.window.pages["Server"]
+    server.remote_url.setText(served.base_url)
+    server.use_remote.setChecked(True)
+    message, _ = send(qtbot, app, "Hello from far away")
+    assert message.state == "complete" and message.content
+    assert app.engine.supervisor.client.status()["last_generation"] == before
+    server.use_remote.setChecked(False)
+    assert app.engine.remote is None

@@ -40,7 +40,8 @@ class EngineClient:
     """Talks to one engine. With a token it can also use the private control routes."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 600.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        # OpenAI clients are given a base URL ending in /v1; the routes here add it themselves.
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers,
                                   timeout=httpx.Timeout(timeout, connect=5.0))

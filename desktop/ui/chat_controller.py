@@ -9,6 +9,7 @@ the start and the end, so nothing the engine or the database does can block the 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,10 +194,10 @@ class ChatController(QObject):
             writer = ReplyWriter(store, reply.id)
             system = ([{"role": "system", "content": conversation.system_prompt}]
                       if conversation.system_prompt else [])
-            dropped, end = 0, None
+            dropped, end, timings = 0, None, {}
             while True:
                 try:
-                    end = self._stream(turn, writer, system + history[dropped:])
+                    end, timings = self._stream(turn, writer, system + history[dropped:])
                     break
                 except EngineError as exc:
                     # The oldest turns leave the prompt (the system prompt stays) until it fits.
@@ -209,7 +210,7 @@ class ChatController(QObject):
             final = writer.finish(
                 "stopped" if turn.cancelled.is_set() else "complete",
                 prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"))
+                completion_tokens=usage.get("completion_tokens"), **timings)
             signals.finished.emit(final, dropped)
         except Exception as exc:  # the window shows the reason; the saved text stays
             message = str(exc) if isinstance(exc, EngineError) else f"Something went wrong: {exc}"
@@ -222,8 +223,11 @@ class ChatController(QObject):
             signals.failed.emit(saved, message)
 
     def _stream(self, turn: Turn, writer: ReplyWriter,
-                messages: list[dict[str, str]]) -> StreamEnd | None:
+                messages: list[dict[str, str]]) -> tuple[StreamEnd | None, dict[str, float]]:
+        """Stream one reply into *writer*; return how it ended and its timings."""
         client = self.engine.chat_client()
+        started = time.perf_counter()
+        first = last = None
         stream = client.chat_stream(messages, model=turn.model, **turn.sampling)
         end = None
         try:
@@ -233,11 +237,19 @@ class ChatController(QObject):
                 if isinstance(piece, StreamEnd):
                     end = piece
                     continue
+                last = time.perf_counter()
+                first = first or last
                 writer.append(piece)
                 turn.push(piece)
         finally:
             stream.close()  # a stopped reply disconnects, so the engine stops generating
-        return end
+        timings: dict[str, float] = {}
+        if first is not None and last is not None:
+            timings["seconds_to_first_token"] = first - started
+            tokens = (end.usage or {}).get("completion_tokens") if end else None
+            if tokens and tokens > 1 and last > first:
+                timings["tokens_per_second"] = (tokens - 1) / (last - first)
+        return end, timings
 
     # -- GUI side --------------------------------------------------------------------------------
     def _on_ready(self, conversation: Conversation, messages: list[Message]) -> None:
