@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
 from desktop.core.chats import Conversation, Message
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.views.message import MessageWidget
+from desktop.ui.views.model_settings import ModelSettingsPanel
 
 
 class Composer(QPlainTextEdit):
@@ -40,8 +41,17 @@ class ChatPage(QWidget):
         self.dark = dark
         self.messages: list[MessageWidget] = []
         self.reply: MessageWidget | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(8, 8, 8, 8)
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(column, 1)
+        self.settings_panel = ModelSettingsPanel()
+        self.settings_panel.setAccessibleName("Model settings")
+        self.settings_panel.setFixedWidth(260)
+        self.settings_panel.hide()
+        outer.addWidget(self.settings_panel)
 
         top = QHBoxLayout()
         self.title = QLabel("New chat")
@@ -57,6 +67,10 @@ class ChatPage(QWidget):
         self.system_button.setCheckable(True)
         self.system_button.toggled.connect(self._toggle_system)
         top.addWidget(self.system_button)
+        self.settings_button = QPushButton("Model settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
+        top.addWidget(self.settings_button)
         self.export_button = QToolButton()
         self.export_button.setText("Export")
         self.export_button.setAccessibleName("Export conversation")
