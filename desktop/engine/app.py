@@ -8,7 +8,8 @@ import json
 import struct
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -18,8 +19,16 @@ from desktop import __version__
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
 from desktop.engine.runner import GenerationResult, Job, LoadSettings, Sampling
-from desktop.engine.schemas import (ChatRequest, CompletionRequest, EmbeddingRequest,
-                                    LoadRequest, PublicRequest, parse)
+from desktop.engine.schemas import (
+    AdapterAddRequest,
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    LoadRequest,
+    PublicRequest,
+    StackRequest,
+    parse,
+)
 from desktop.engine.state import Engine
 
 
@@ -82,15 +91,15 @@ class _Generation:
         body = self.body
 
         def work(job: Job) -> GenerationResult:
-            model = self.engine.use(body.model)
+            _, adapters, shown = self.engine.use_with_adapters(body.model, body.adapter_refs())
             runner = self.engine.runner
             if isinstance(body, ChatRequest):
                 tokens = runner.chat_prompt(body.plain_messages())
             else:
                 tokens = runner.text_prompt(body.prompt_text())
             runner.check_fits(tokens)
-            job.emit("started", model.id)
-            return runner.generate(job, tokens, sampling)
+            job.emit("started", shown)
+            return runner.generate(job, tokens, sampling, adapters)
 
         return work
 
@@ -213,6 +222,10 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": engine.model_list()}
 
+    @app.get("/lora-adapters")
+    async def lora_adapters() -> list[dict[str, Any]]:
+        return engine.lora_adapters()
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = parse(ChatRequest, await request.body())
@@ -263,6 +276,27 @@ def _add_control_routes(app: FastAPI, engine: Engine) -> None:
     async def unload() -> dict[str, Any]:
         await _run(engine, lambda job: engine.runner.unload())
         return engine.status()
+
+    @app.get("/control/adapters")
+    async def adapters() -> dict[str, Any]:
+        return engine.adapter_state()
+
+    @app.post("/control/adapters")
+    async def add_adapter(request: Request) -> dict[str, Any]:
+        body = parse(AdapterAddRequest, await request.body())
+        await _run(engine, lambda job: engine.add_adapter(body.name, body.path))
+        return engine.adapter_state()
+
+    @app.delete("/control/adapters/{name}")
+    async def remove_adapter(name: str) -> dict[str, Any]:
+        await _run(engine, lambda job: engine.remove_adapter(name))
+        return engine.adapter_state()
+
+    @app.post("/control/adapters/stack")
+    async def set_stack(request: Request) -> dict[str, Any]:
+        entries = parse(StackRequest, await request.body()).entries()
+        await _run(engine, lambda job: engine.set_stack(entries))
+        return engine.adapter_state()
 
     @app.post("/control/public")
     async def public(request: Request) -> dict[str, Any]:

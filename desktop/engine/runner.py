@@ -15,14 +15,16 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import llama_cpp
 
 from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
 from desktop.core.memory import available_memory, estimate_model_memory
+from desktop.engine.adapters import Active, AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.textstream import TextStream
 
@@ -111,7 +113,7 @@ class GenerationResult:
 class Job:
     """One unit of work for the model thread, with a queue of events for the asyncio side."""
 
-    def __init__(self, work: Callable[["Job"], Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, work: Callable[[Job], Any], loop: asyncio.AbstractEventLoop) -> None:
         self.work = work
         self.loop = loop
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -136,6 +138,7 @@ class ModelRunner:
         self._lock = threading.Lock()
         self.model: LoadedModel | None = None
         self.last_generation: GenerationResult | None = None
+        self.adapters = AdapterSet(_log_reason, _LOG_LINES.clear)
         self._thread = threading.Thread(target=self._run, name="model-runner", daemon=True)
         self._thread.start()
 
@@ -167,7 +170,7 @@ class ModelRunner:
                 job.emit("result", result)
             except APIError as exc:
                 job.emit("error", exc)
-            except Exception as exc:  # keep the thread alive for the next job
+            except Exception as exc:  # noqa: BLE001 - keep the thread alive for the next job
                 job.emit("error", APIError(500, f"The engine failed: {exc}",
                                            type="server_error", code="engine_error"))
             finally:
@@ -200,6 +203,7 @@ class ModelRunner:
                     "is available. Choose a shorter context or a smaller model.",
                     code="model_too_large")
         previous = self.model
+        kept_adapters = self.adapters.snapshot()
         self.unload()
         threads = settings.n_threads or max(1, (os.cpu_count() or 2))
         _LOG_LINES.clear()
@@ -214,6 +218,7 @@ class ModelRunner:
             if previous is not None:
                 try:
                     self.load(previous.id, previous.path, previous.settings)
+                    self.adapters.restore(self.model, kept_adapters)
                     message += f" {previous.id} is loaded again."
                 except LoadError:
                     message += f" {previous.id} could not be loaded again either."
@@ -233,6 +238,8 @@ class ModelRunner:
                                 n_gpu_layers=settings.n_gpu_layers,
                                 chat_template=settings.chat_template)
         self.model = LoadedModel(model_id, path, info, resolved, llm, formatter, source)
+        # Adapters that fit the new model (the same one with other settings) come back.
+        self.adapters.restore(self.model, kept_adapters)
         return self.model
 
     @staticmethod
@@ -249,6 +256,7 @@ class ModelRunner:
 
     def unload(self) -> None:
         model, self.model = self.model, None
+        self.adapters.release(model)  # adapters must be freed before their model
         if model is not None:
             if model.embedder is not None:
                 model.embedder.close()
@@ -281,10 +289,18 @@ class ModelRunner:
         if len(tokens) >= n_ctx:
             raise ContextLengthExceeded(len(tokens), n_ctx)
 
-    def generate(self, job: Job, tokens: list[int], sampling: Sampling) -> GenerationResult:
-        """Generate on the model thread, emitting ("text", str) events as text is ready."""
+    def generate(self, job: Job, tokens: list[int], sampling: Sampling,
+                 adapters: Active | None = None) -> GenerationResult:
+        """Generate on the model thread, emitting ("text", str) events as text is ready.
+
+        *adapters* is this reply's adapter stack; None means the engine's own stack. Applying
+        a different stack than the last reply's drops the prompt cache first.
+        """
         self.check_fits(tokens)
-        llm = self.require_model().llm
+        model = self.require_model()
+        self.adapters.apply(model, self.adapters.stack_active() if adapters is None
+                            else adapters)
+        llm = model.llm
         n_ctx = llm.n_ctx()
         room = n_ctx - len(tokens)
         limit = min(sampling.max_tokens or room, room)

@@ -10,8 +10,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from desktop.core.presets import MAX_SCALE, PresetError, StackEntry
 from desktop.engine.errors import APIError, bad_request
 from desktop.engine.runner import Sampling
+from desktop.engine.state import AdapterRef
 
 
 class _Body(BaseModel):
@@ -47,6 +49,15 @@ class StreamOptions(_Body):
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Scale = Annotated[float, Field(ge=-MAX_SCALE, le=MAX_SCALE)]
+
+
+class LoraItem(_Body):
+    """An adapter for this request, as llama-server takes it (by id) or by name."""
+
+    id: int | None = None
+    name: str | None = None
+    scale: Scale = 1.0
 
 
 class _Generation(_Body):
@@ -65,6 +76,13 @@ class _Generation(_Body):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = 1
+    lora: list[LoraItem] | None = None
+
+    def adapter_refs(self) -> list[AdapterRef] | None:
+        """The request's own adapter stack, or None to use the model's (or preset's)."""
+        if self.lora is None:
+            return None
+        return [AdapterRef(item.id, item.name, item.scale) for item in self.lora]
 
     def sampling(self) -> Sampling:
         if self.n != 1:
@@ -131,6 +149,27 @@ class LoadRequest(_Body):
     n_batch: Annotated[int, Field(ge=1)] = 512
     n_gpu_layers: int = 0
     chat_template: str | None = None
+
+
+class AdapterAddRequest(_Body):
+    name: str | None = None
+    path: str | None = None
+
+
+class StackItem(_Body):
+    name: str
+    scale: Scale = 1.0
+    enabled: bool = True
+
+
+class StackRequest(_Body):
+    stack: list[StackItem]
+
+    def entries(self) -> list[StackEntry]:
+        try:
+            return [StackEntry(i.name, i.scale, i.enabled) for i in self.stack]
+        except PresetError as exc:
+            raise bad_request(str(exc), param="stack") from exc
 
 
 class PublicRequest(_Body):

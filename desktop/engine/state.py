@@ -1,4 +1,4 @@
-"""What the engine knows besides the model: which model a request means, and how to load it."""
+"""What the engine knows besides the model: which model (and which adapters) a request means."""
 
 from __future__ import annotations
 
@@ -8,10 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.core.library import UnknownModel, installed_models, resolve_model
+from desktop.core.adapters import AdapterError, AdapterLibrary
+from desktop.core.library import BrokenModel, UnknownModel, installed_models, resolve_model
 from desktop.core.memory import process_rss
-from desktop.engine.errors import APIError, LoadError
+from desktop.core.presets import Preset, PresetError, PresetStore, StackEntry
+from desktop.engine.adapters import Active, LoadedAdapter
+from desktop.engine.errors import APIError, LoadError, bad_request
 from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """One entry of a request's ``lora`` field: an adapter by id or by name, and a scale."""
+
+    id: int | None
+    name: str | None
+    scale: float
 
 
 @dataclass
@@ -27,6 +39,8 @@ class Engine:
     def load(self, ref: str, settings: LoadSettings | None = None) -> LoadedModel:
         try:
             model_id, path = resolve_model(ref)
+        except BrokenModel as exc:  # installed, but its file failed the header check
+            raise LoadError(exc.reason) from exc
         except UnknownModel as exc:
             raise APIError(404, str(exc), code="model_not_found", param="model") from exc
         if settings is None:
@@ -36,7 +50,52 @@ class Engine:
         return model
 
     def use(self, name: str | None) -> LoadedModel:
-        """The model a request names, loading it first if it is installed but not loaded."""
+        """The model a request names, loading it first if it is installed but not loaded.
+
+        A name ``<model>+<preset>`` means that model; :meth:`use_with_adapters` also applies
+        the preset.
+        """
+        base, _ = self._split_preset(name)
+        return self._use_base(base)
+
+    def use_with_adapters(self, name: str | None, lora: list[AdapterRef] | None
+                          ) -> tuple[LoadedModel, Active | None, str]:
+        """The model, the adapter stack and the model id to answer with, for one request.
+
+        The request's own ``lora`` field wins over a preset named in ``model``; with neither,
+        the stack is None: the engine's own stack.
+        """
+        base, preset = self._split_preset(name)
+        model = self._use_base(base)
+        shown = model.id if preset is None else f"{model.id}+{preset.name}"
+        if lora is not None:
+            return model, self._resolve_refs(model, lora), shown
+        if preset is not None:
+            active = []
+            for entry in preset.entries:
+                if entry.active:
+                    active.append((self.adapter_named(model, entry.name, param="model"),
+                                   entry.scale))
+            return model, active, shown
+        return model, None, shown
+
+    def _split_preset(self, name: str | None) -> tuple[str | None, Preset | None]:
+        current = self.runner.model
+        if not name or "+" not in name or (current is not None
+                                           and name in self.aliases(current)):
+            return name, None
+        base, _, preset_name = name.partition("+")  # model ids never contain '+'
+        try:
+            preset = PresetStore().get(preset_name)
+        except PresetError as exc:
+            raise APIError(500, str(exc), type="server_error") from exc
+        if preset is None:
+            raise APIError(404, f"There is no adapter preset called '{preset_name}' (from the "
+                           f"model name '{name}'). GET /v1/models lists the presets.",
+                           code="model_not_found", param="model")
+        return base or None, preset
+
+    def _use_base(self, name: str | None) -> LoadedModel:
         current = self.runner.model
         if current is not None and (not name or name in self.aliases(current)):
             return current
@@ -61,6 +120,91 @@ class Engine:
     def aliases(model: LoadedModel) -> set[str]:
         return {model.id, model.path.name, model.path.stem, str(model.path)}
 
+    # -- adapters (model thread only) ---------------------------------------------------------
+    def adapter_named(self, model: LoadedModel, name: str, param: str = "lora") -> LoadedAdapter:
+        """A loaded adapter by name, loading it from the library on first use."""
+        adapters = self.runner.adapters
+        found = adapters.by_name(name)
+        if found is not None:
+            return found
+        try:
+            entry = AdapterLibrary().find(name)
+        except AdapterError as exc:
+            raise APIError(500, str(exc), type="server_error") from exc
+        if entry is None:
+            loaded = ", ".join(a.name for a in adapters.loaded) or "none"
+            raise bad_request(f"There is no adapter called '{name}' (loaded: {loaded}). Add it "
+                              "to the adapter library first.", param=param,
+                              code="adapter_not_found")
+        return adapters.add(model, name, entry.path)
+
+    def _resolve_refs(self, model: LoadedModel, refs: list[AdapterRef]) -> Active:
+        active: Active = []
+        for index, ref in enumerate(refs):
+            if (ref.id is None) == (ref.name is None):
+                raise bad_request(f"'lora.{index}' must name an adapter by 'id' or by 'name' "
+                                  "(one of the two).", param=f"lora.{index}")
+            if ref.id is not None:
+                adapter = self.runner.adapters.by_id(ref.id)
+                if adapter is None:
+                    known = ", ".join(f"{a.id} ({a.name})" for a in self.runner.adapters.loaded)
+                    raise bad_request(f"There is no adapter with id {ref.id} (loaded: "
+                                      f"{known or 'none'}). GET /lora-adapters lists them.",
+                                      param=f"lora.{index}.id", code="adapter_not_found")
+            else:
+                assert ref.name is not None
+                adapter = self.adapter_named(model, ref.name, param=f"lora.{index}.name")
+            if any(chosen is adapter for chosen, _ in active):
+                raise bad_request(f"'lora' lists adapter '{adapter.name}' twice; list each "
+                                  "adapter once.", param=f"lora.{index}")
+            active.append((adapter, ref.scale))
+        return active
+
+    def add_adapter(self, name: str | None, path: str | None) -> LoadedAdapter:
+        """Load an adapter on the current model: from the library by name, or from a file."""
+        model = self.runner.require_model()
+        if path:
+            file = Path(path).expanduser()
+            label = name or (file.name[:-5] if file.name.lower().endswith(".gguf")
+                             else file.name)
+            return self.runner.adapters.add(model, label, file)
+        if not name:
+            raise bad_request("Name an adapter from the library, or give the path of a GGUF "
+                              "LoRA file.", param="name")
+        return self.adapter_named(model, name, param="name")
+
+    def remove_adapter(self, name: str) -> None:
+        self.runner.adapters.remove(self.runner.require_model(), name)
+
+    def set_stack(self, entries: list[StackEntry]) -> None:
+        """Replace the engine's own stack; it applies to the next reply without a reload."""
+        model = self.runner.require_model()
+        seen = set()
+        for entry in entries:
+            if entry.name in seen:
+                raise bad_request(f"'{entry.name}' is in the stack twice; list each adapter "
+                                  "once.", param="stack")
+            seen.add(entry.name)
+            self.adapter_named(model, entry.name, param="stack")
+        adapters = self.runner.adapters
+        adapters.stack = list(entries)
+        adapters.apply(model, adapters.stack_active())
+
+    def adapter_state(self) -> dict[str, Any]:
+        model = self.runner.model
+        return dict(self.runner.adapters.describe(), model=None if model is None else model.id)
+
+    def lora_adapters(self) -> list[dict[str, Any]]:
+        """llama-server's GET /lora-adapters: every loaded adapter with its stack scale.
+
+        ``path`` is the file name only: this list is served to other programs too, and the
+        folders on this computer are none of their business.
+        """
+        return [{"id": a["id"], "path": Path(a["path"]).name, "name": a["name"],
+                 "scale": a["scale"] if a["enabled"] else 0.0, "enabled": a["enabled"],
+                 "architecture": a["architecture"], "rank": a["rank"], "alpha": a["alpha"]}
+                for a in self.runner.adapters.describe()["loaded"]]
+
     # -- any thread ------------------------------------------------------------------------------
     def model_list(self) -> list[dict[str, Any]]:
         loaded = self.runner.model
@@ -74,6 +218,19 @@ class Engine:
                 seen.add(model.id)
                 created = int(model.path.stat().st_mtime) if model.path.exists() else 0
                 entries.append(self._model_entry(model.id, created, False))
+        default = loaded.id if loaded is not None else (entries[0]["id"] if entries else None)
+        try:
+            presets = PresetStore().presets()
+        except PresetError:
+            presets = []  # a damaged presets file must not take the model list down with it
+        for preset in presets:
+            base = preset.base_model or default
+            if base is not None:
+                entry = self._model_entry(f"{base}+{preset.name}", 0,
+                                          loaded is not None and base == loaded.id)
+                entry["adapters"] = [e.to_dict() for e in preset.entries]
+                entry["description"] = preset.describe()
+                entries.append(entry)
         return entries
 
     @staticmethod
@@ -107,6 +264,7 @@ class Engine:
                 "completion_tokens": last.completion_tokens,
                 "finish_reason": last.finish_reason,
             },
+            "adapters": self.runner.adapters.describe(),
             "queue_length": self.runner.queue_length,
             "public": None if self.public is None else self.public.describe(),
         }
