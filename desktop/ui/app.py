@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import sys
 
-
 from PySide6.QtCore import QObject, QSettings
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop import __version__
 from desktop.core.chats import ChatStore, ChatStoreError
-from desktop.core.library import InstalledModel, installed_models
+from desktop.core.downloads import DownloadOptions
+from desktop.core.library import InstalledModel, installed_models, models_folder
 from desktop.core.paths import get_paths
+from desktop.core.settings import load_settings
 from desktop.ui.chat_controller import ChatController
+from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
 from desktop.ui.views.main_window import MainWindow
+from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
+from desktop.ui.views.settings import SettingsPage
 from desktop.ui.workers import Workers
 
 
@@ -57,23 +61,48 @@ def apply_theme(app: QApplication, theme: str) -> bool:
     return dark
 
 
+def apply_font_size(app: QApplication, points: int) -> None:
+    """Set the size of the app's text, in points; widgets follow at once."""
+    font = app.font()
+    font.setPointSize(points)
+    app.setFont(font)
+
+
 class DesktopApp(QObject):
     """Everything the window needs, created in order and closed in reverse."""
 
-    def __init__(self, app: QApplication, theme: str = "system") -> None:
+    def __init__(self, app: QApplication, theme: str | None = None) -> None:
         super().__init__()
         self.app = app
         paths = get_paths().ensure()
-        dark = apply_theme(app, theme)
+        self.settings = load_settings()
+        dark = apply_theme(app, theme or self.settings.theme)
+        apply_font_size(app, self.settings.font_size)
         self.workers = Workers(self)
         self.store = ChatStore().open()
         self.engine = EngineController(self.workers, self)
         self.chat = ChatController(self.store, self.engine, self.workers, self)
         state = QSettings(str(paths.settings / "window.ini"), QSettings.Format.IniFormat)
         self.window = MainWindow(self.engine, self.chat, state, dark)
+        self.downloads = DownloadsController(
+            models_folder(self.settings), max_concurrent=self.settings.download_concurrency,
+            options=DownloadOptions(endpoint=self.settings.hub_endpoint,
+                                    token=self.settings.hub_token), parent=self)
+        self.models_page = ModelsPage(self.engine, self.workers, self.downloads, self.settings)
+        self.models_page.installedChanged.connect(self._library_changed)
+        self.models_page.modelLoaded.connect(self._model_loaded)
+        self.window.add_page("Models", self.models_page)
         self.server_page = ServerPage(self.engine)
         self.server_page.remoteChanged.connect(self._remote)
         self.window.add_page("Server", self.server_page)
+        self.settings_page = SettingsPage(self.workers, self.settings)
+        self.settings_page.themeChanged.connect(lambda theme: apply_theme(app, theme))
+        self.settings_page.fontSizeChanged.connect(lambda size: apply_font_size(app, size))
+        self.settings_page.concurrencyChanged.connect(self.downloads.set_concurrency)
+        self.settings_page.hubChanged.connect(self.models_page.set_hub)
+        self.settings_page.catalogUrlChanged.connect(self.models_page.set_catalog_url)
+        self.settings_page.catalogFetched.connect(self.models_page.show_catalog)
+        self.window.add_page("Settings", self.settings_page)
         self.window.chat_page.modelChosen.connect(self.choose_model)
         self.models: list[InstalledModel] = []
 
@@ -89,7 +118,12 @@ class DesktopApp(QObject):
 
     def _models(self, found: list[InstalledModel], wanted: str | None) -> None:
         self.models = found
-        model = wanted or (found[0].id if found else None)
+        self.models_page.set_installed(found)
+        self.settings_page.set_models(found)
+        default = self.settings.default_model
+        if default is not None and not any(m.id == default and m.loadable for m in found):
+            default = None  # removed since it was chosen: fall back to the first model
+        model = wanted or default or (found[0].id if found else None)
         self.chat.model = model
         self.window.chat_page.set_models([(m.id, m.name) for m in found], model)
         self.engine.start(model)
@@ -101,11 +135,25 @@ class DesktopApp(QObject):
                                on_error=lambda exc: self.window.banner.show_message(
                                    f"Could not load {model_id}: {exc}", can_restart=False))
 
+    def _library_changed(self, found: list[InstalledModel]) -> None:
+        """A download, import or removal changed the library: the pickers follow."""
+        self.models = found
+        self.window.chat_page.set_models([(m.id, m.name) for m in found], self.chat.model)
+        self.settings_page.set_models(found)
+
+    def _model_loaded(self, model_id: str) -> None:
+        """A model was loaded from the Models page: the chat uses it from now on."""
+        self.chat.model = model_id
+        self.window.chat_page.set_models([(m.id, m.name) for m in self.models], model_id)
+        self.engine.refresh_status()
+
     def _remote(self, url: str | None, key: str | None) -> None:
         self.engine.set_remote(url, key)
 
     def close(self) -> None:
         self.chat.stop()
+        self.settings_page.flush()
+        self.downloads.close()
         self.window.close()
         self.workers.shutdown()
         self.engine.shutdown()

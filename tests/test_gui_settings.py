@@ -1,0 +1,134 @@
+"""The Settings page: changes apply at once, survive a restart of the app, and are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import free_port
+from hubserver import HubServer
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QLabel
+from test_gui_models import TOKEN, catalog_url, open_app, publish
+
+from desktop.core.library import STARTER_ID
+from desktop.core.settings import load_settings, settings_path
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the engine tests use POSIX signals")
+
+DARK_WINDOW = "#202124"  # apply_theme's dark window colour
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NOMOAT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def window_color() -> str:
+    return QApplication.instance().palette().color(QPalette.ColorRole.Window).name()
+
+
+def edit(field: Any, text: str) -> None:
+    """Type into a line edit and leave it, as a user does."""
+    field.setText(text)
+    field.editingFinished.emit()
+
+
+def test_settings_apply_at_once_and_come_back_after_a_restart(qtbot, home) -> None:
+    app = QApplication.instance()
+    first = open_app(qtbot)
+    try:
+        page = first.settings_page
+        assert page.theme.currentData() == "system" and page.font_size.value() == 11
+        page.theme.setCurrentIndex(page.theme.findData("dark"))
+        assert window_color() == DARK_WINDOW
+        page.font_size.setValue(15)
+        assert app.font().pointSize() == 15
+        page.concurrency.setValue(5)
+        assert first.downloads.manager.max_concurrent == 5
+
+        edit(page.hub_endpoint, "ftp://mirror.example")
+        assert not page.errors["hub_endpoint"].isHidden()
+        assert "https://" in page.errors["hub_endpoint"].text()
+        assert first.models_page.hub_endpoint is None  # a bad value is not used
+        edit(page.hub_endpoint, "http://127.0.0.1:9")
+        assert page.errors["hub_endpoint"].isHidden()
+        edit(page.hub_token, "hf_secret_value")
+        assert first.models_page.hub_endpoint == "http://127.0.0.1:9"
+        assert first.downloads.manager.options.endpoint == "http://127.0.0.1:9"
+        assert first.downloads.manager.options.token == "hf_secret_value"
+        assert page.hub_token.echoMode() == page.hub_token.EchoMode.Password
+
+        edit(page.models_dir, "relative/folder")
+        assert "whole path" in page.errors["models_dir"].text()
+        qtbot.waitUntil(lambda: page.default_model.findData(STARTER_ID) >= 0)
+        page.default_model.setCurrentIndex(page.default_model.findData(STARTER_ID))
+        page.default_model.activated.emit(page.default_model.currentIndex())
+        with qtbot.waitSignal(page.saved, timeout=5_000):
+            pass  # saved in the worker a moment after the last change
+    finally:
+        first.close()
+
+    saved = load_settings()
+    assert (saved.theme, saved.font_size, saved.download_concurrency) == ("dark", 15, 5)
+    assert saved.hub_endpoint == "http://127.0.0.1:9" and saved.models_dir is None
+    assert saved.default_model == STARTER_ID
+    assert "geometry" not in json.loads(settings_path().read_text())  # window state is apart
+    assert (home / "settings" / "window.ini").is_file()
+
+    second = open_app(qtbot)
+    try:
+        page = second.settings_page
+        assert page.theme.currentData() == "dark" and window_color() == DARK_WINDOW
+        assert page.font_size.value() == 15 and app.font().pointSize() == 15
+        assert page.concurrency.value() == 5 and second.downloads.manager.max_concurrent == 5
+        assert page.hub_endpoint.text() == "http://127.0.0.1:9"
+        assert page.hub_token.text() == "hf_secret_value"
+        assert second.models_page.hub_endpoint == "http://127.0.0.1:9"
+        qtbot.waitUntil(lambda: page.default_model.currentData() == STARTER_ID)
+        assert second.chat.model == STARTER_ID
+        notes = [label.text() for label in page.findChildren(QLabel)]
+        assert any("after a restart" in note for note in notes)
+        assert page.data_folder.text() == str(home)
+    finally:
+        second.close()
+
+
+def test_refresh_catalog_fetches_it_and_says_what_happened(qtbot, home, starter) -> None:
+    with HubServer(token=TOKEN) as hub:
+        publish(hub, starter)
+        app = open_app(qtbot)
+        try:
+            page = app.settings_page
+            catalog = app.models_page.catalog_tab
+            qtbot.waitUntil(lambda: catalog.model.rowCount() >= 15, timeout=10_000)
+            assert catalog.card("tiny-chat") is None
+
+            edit(page.catalog_url, "catalog.json")
+            assert "https://" in page.errors["catalog_url"].text()
+            page.refresh_catalog.click()
+            assert page.catalog_notice.text() == ""  # nothing fetched from a bad address
+
+            edit(page.catalog_url, f"http://127.0.0.1:{free_port()}/catalog.json")
+            assert page.errors["catalog_url"].isHidden()
+            qtbot.waitUntil(lambda: "could not be fetched" in page.catalog_notice.text(),
+                            timeout=10_000)
+            page.catalog_notice.clear()
+            page.refresh_catalog.click()
+            qtbot.waitUntil(lambda: "could not be fetched" in page.catalog_notice.text(),
+                            timeout=10_000)
+            assert "comes with NoMoat" in page.catalog_notice.text()
+            assert "could not be fetched" in catalog.notice.text()
+
+            edit(page.catalog_url, catalog_url(hub))  # a new address is fetched at once
+            qtbot.waitUntil(lambda: catalog.card("tiny-chat") is not None, timeout=10_000)
+            assert page.catalog_notice.text() == f"3 models from {catalog_url(hub)}."
+            assert catalog.model.rowCount() == 3 and catalog.notice.isHidden()
+            qtbot.waitUntil(lambda: load_settings().catalog_url == catalog_url(hub),
+                            timeout=5_000)
+        finally:
+            app.close()
