@@ -247,3 +247,31 @@ def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, served) -> N
     assert app.engine.supervisor.client.status()["last_generation"] == before
     server.use_remote.setChecked(False)
     assert app.engine.remote is None
+
+
+def test_model_settings_apply_to_replies_and_survive_a_restart(qtbot, home) -> None:
+    first = open_app(qtbot, home)
+    try:
+        panel = first.window.chat_page.settings_panel
+        first.window.chat_page.settings_button.click()
+        assert panel.isVisible() and panel.model_id == "smollm2-135m-instruct"
+        panel.fields["temperature"].setValue(0.3)
+        panel.fields["max_tokens"].setValue(16)
+        assert first.chat.sampling["temperature"] == 0.3
+        assert first.chat.sampling["max_tokens"] == 16
+        message, _ = send(qtbot, first, "Tell me about rivers.")
+        assert message.completion_tokens <= 16 and message.settings["temperature"] == 0.3
+        panel.fields["n_ctx"].setValue(1024)
+        with qtbot.waitSignal(first.engine.statusChanged, timeout=60_000,
+                              check_params_cb=lambda s: (s.get("model") or {}).get(
+                                  "settings", {}).get("n_ctx") == 1024):
+            panel.reload_button.click()
+        first.workers.shutdown()  # let the settings file be written
+    finally:
+        first.close()
+    second = open_app(qtbot, home)
+    try:
+        assert second.engine.supervisor.client.status()["model"]["settings"]["n_ctx"] == 1024
+        assert second.window.chat_page.settings_panel.fields["temperature"].value() == 0.3
+    finally:
+        second.close()

@@ -13,7 +13,7 @@ from desktop.core.chats import ChatStore, ChatStoreError
 from desktop.core.downloads import DownloadOptions
 from desktop.core.library import InstalledModel, installed_models, models_folder
 from desktop.core.paths import get_paths
-from desktop.core.settings import load_settings
+from desktop.core.settings import ModelSettings, load_settings, save_settings
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
@@ -104,6 +104,9 @@ class DesktopApp(QObject):
         self.settings_page.catalogFetched.connect(self.models_page.show_catalog)
         self.window.add_page("Settings", self.settings_page)
         self.window.chat_page.modelChosen.connect(self.choose_model)
+        self.window.chat_page.settings_panel.changed.connect(self._model_settings_changed)
+        self.models_page.load_options = lambda model_id: self.settings.model(
+            model_id).load_options()
         self.models: list[InstalledModel] = []
 
     def start(self, model: str | None = None) -> None:
@@ -126,12 +129,16 @@ class DesktopApp(QObject):
         model = wanted or default or (found[0].id if found else None)
         self.chat.model = model
         self.window.chat_page.set_models([(m.id, m.name) for m in found], model)
-        self.engine.start(model)
+        if model is not None:
+            self._use_model_settings(model)
+        self.engine.start(model, self.settings.model(model).load_options() if model else None)
 
     def choose_model(self, model_id: str) -> None:
         """Load another model; the conversation stays as it is."""
         self.chat.model = model_id
-        self.engine.load_model(model_id, {}, on_done=lambda _: self.engine.refresh_status(),
+        self._use_model_settings(model_id)
+        self.engine.load_model(model_id, self.settings.model(model_id).load_options(),
+                               on_done=lambda _: self.engine.refresh_status(),
                                on_error=lambda exc: self.window.banner.show_message(
                                    f"Could not load {model_id}: {exc}", can_restart=False))
 
@@ -144,8 +151,34 @@ class DesktopApp(QObject):
     def _model_loaded(self, model_id: str) -> None:
         """A model was loaded from the Models page: the chat uses it from now on."""
         self.chat.model = model_id
+        self._use_model_settings(model_id)
         self.window.chat_page.set_models([(m.id, m.name) for m in self.models], model_id)
         self.engine.refresh_status()
+
+    def _use_model_settings(self, model_id: str) -> None:
+        """Show *model_id*'s settings beside the chat and sample its replies with them."""
+        settings = self.settings.model(model_id)
+        self.window.chat_page.settings_panel.set_model(model_id, settings)
+        self.chat.sampling = settings.sampling_options()
+
+    def _model_settings_changed(self, model_id: str, settings: ModelSettings,
+                                reload: bool) -> None:
+        self.settings.models[model_id] = settings
+        if model_id == self.chat.model:
+            self.chat.sampling = settings.sampling_options()
+
+        def save() -> None:  # reread first: the Settings page saves its own fields
+            current = load_settings()
+            current.models[model_id] = settings
+            save_settings(current)
+
+        self.workers.submit(save, serial=True)
+        if reload:
+            self.engine.load_model(model_id, settings.load_options(),
+                                   on_done=lambda _: self.engine.refresh_status(),
+                                   on_error=lambda exc: self.window.banner.show_message(
+                                       f"Could not reload {model_id}: {exc}",
+                                       can_restart=False))
 
     def _remote(self, url: str | None, key: str | None) -> None:
         self.engine.set_remote(url, key)
