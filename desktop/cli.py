@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="require 'Authorization: Bearer KEY' on every request")
     serve.add_argument("--cors-origin", metavar="ORIGIN", action="append", default=[],
                        help="let web pages from ORIGIN call the API (repeatable)")
+    serve.add_argument("--lora", metavar="PATH[:SCALE]", action="append", default=[],
+                       help="apply a GGUF LoRA adapter at SCALE (default 1); repeatable, "
+                            "stacked in order")
     _add_load_options(serve)
 
     models = commands.add_parser("models", help="installed models and the catalog, with fit")

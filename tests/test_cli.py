@@ -79,3 +79,26 @@ def test_data_dir_holds_everything(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert list(home.iterdir()) == []  # nothing written under the user's home
     assert (tmp_path / "data" / "logs" / "engine.log").exists()
+
+
+def test_serve_with_stacked_lora_adapters(tmp_path: Path) -> None:
+    import httpx
+    from conftest import start_serve, stop_serve
+    from test_adapters import make_lora
+
+    first = make_lora(tmp_path / "pirate.gguf", 1)
+    second = make_lora(tmp_path / "sql.gguf", 2)
+    served = start_serve("--lora", f"{first}:0.5", "--lora", str(second))
+    try:
+        listed = httpx.get(f"http://127.0.0.1:{served.port}/lora-adapters").json()
+        scales = {Path(a["path"]).stem: a["scale"] for a in listed}
+        assert scales == {"pirate": 0.5, "sql": 1.0}
+        reply = served.client().chat.completions.create(
+            model="smollm2-135m-instruct", max_tokens=4,
+            messages=[{"role": "user", "content": "Hi"}])
+        assert reply.usage.completion_tokens > 0
+    finally:
+        stop_serve(served)
+    bad = nomoat("--data-dir", str(tmp_path), "serve", "--port", "0", "--lora",
+                 str(tmp_path / "missing.gguf"))
+    assert bad.returncode == 1 and bad.stderr.startswith("nomoat: ")

@@ -60,6 +60,10 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     supervisor = start_engine(args)
     try:
+        if args.lora:
+            from desktop.client.adapters import apply_lora_args
+
+            apply_lora_args(supervisor.client, args.lora)
         options = {"host": args.host, "port": args.port, "api_key": args.api_key,
                    "cors_origins": args.cors_origin}
         public = supervisor.set_public(True, **options)
