@@ -275,3 +275,24 @@ def test_model_settings_apply_to_replies_and_survive_a_restart(qtbot, home) -> N
         assert second.window.chat_page.settings_panel.fields["temperature"].value() == 0.3
     finally:
         second.close()
+
+
+def test_server_options_are_remembered(qtbot, home) -> None:
+    first = open_app(qtbot, home)
+    try:
+        server = first.window.pages["Server"]
+        server.port.setValue(5123)
+        server.api_key.setText("k3y")
+        server.cors.setText("http://a.example, http://b.example")
+        server._apply()
+        first.workers.shutdown()
+    finally:
+        first.close()
+    second = open_app(qtbot, home)
+    try:
+        server = second.window.pages["Server"]
+        assert server.port.value() == 5123 and server.api_key.text() == "k3y"
+        assert server.options()["cors_origins"] == ["http://a.example", "http://b.example"]
+        assert not server.switch.isChecked()
+    finally:
+        second.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from PySide6.QtCore import QObject, QSettings
 from PySide6.QtGui import QColor, QPalette
@@ -94,6 +95,10 @@ class DesktopApp(QObject):
         self.window.add_page("Models", self.models_page)
         self.server_page = ServerPage(self.engine)
         self.server_page.remoteChanged.connect(self._remote)
+        self.server_page.set_options(self.settings.server_port, self.settings.server_api_key,
+                                     self.settings.server_lan,
+                                     self.settings.server_cors_origins)
+        self.server_page.optionsChanged.connect(self._server_options)
         self.window.add_page("Server", self.server_page)
         self.settings_page = SettingsPage(self.workers, self.settings)
         self.settings_page.themeChanged.connect(lambda theme: apply_theme(app, theme))
@@ -179,6 +184,22 @@ class DesktopApp(QObject):
                                    on_error=lambda exc: self.window.banner.show_message(
                                        f"Could not reload {model_id}: {exc}",
                                        can_restart=False))
+
+    def _server_options(self, options: dict[str, Any]) -> None:
+        """Remember the server page's options (port, key, network, origins) for next time."""
+        values = {"server_port": options["port"], "server_api_key": options["api_key"],
+                  "server_lan": options["host"] == "0.0.0.0",
+                  "server_cors_origins": list(options["cors_origins"])}
+        for key, value in values.items():
+            setattr(self.settings, key, value)
+
+        def save() -> None:
+            current = load_settings()
+            for key, value in values.items():
+                setattr(current, key, value)
+            save_settings(current)
+
+        self.workers.submit(save, serial=True)
 
     def _remote(self, url: str | None, key: str | None) -> None:
         self.engine.set_remote(url, key)

@@ -118,6 +118,15 @@ class ServerPage(QWidget):
         self._poll.timeout.connect(self._refresh_log)
         self._update_examples(None)
 
+    def set_options(self, port: int, api_key: str | None, lan: bool,
+                    cors_origins: list[str]) -> None:
+        """Fill the fields from saved settings (the switch itself always starts off)."""
+        self.port.setValue(port)
+        self.api_key.setText(api_key or "")
+        self.lan.setChecked(lan)
+        self.cors.setText(", ".join(cors_origins))
+        self._update_examples(None)
+
     def options(self) -> dict[str, Any]:
         origins = [o.strip() for o in self.cors.text().split(",") if o.strip()]
         return {"host": "0.0.0.0" if self.lan.isChecked() else "127.0.0.1",
