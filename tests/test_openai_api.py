@@ -102,7 +102,7 @@ def test_embeddings(served) -> None:
     assert vectors[0] != pytest.approx(vectors[2])
     assert result.usage.prompt_tokens > 0
     raw = httpx.post(f"{served.base_url}/embeddings",
-                     json={"input": "a cat sat", "encoding_format": "float"}).json()
+                     json={"input": "a cat sat", "encoding_format": "float"}, timeout=60).json()
     assert raw["data"][0]["embedding"] == pytest.approx(vectors[0], abs=1e-6)
 
 
