@@ -15,9 +15,12 @@ from desktop.core.downloads import DownloadOptions
 from desktop.core.library import InstalledModel, installed_models, models_folder
 from desktop.core.paths import get_paths
 from desktop.core.settings import ModelSettings, load_settings, save_settings
+from desktop.ui.adapters_controller import AdaptersController
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
+from desktop.ui.views.adapters import AdaptersPanel
+from desktop.ui.views.compare import ComparePage
 from desktop.ui.views.main_window import MainWindow
 from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
@@ -93,6 +96,7 @@ class DesktopApp(QObject):
         self.models_page.installedChanged.connect(self._library_changed)
         self.models_page.modelLoaded.connect(self._model_loaded)
         self.window.add_page("Models", self.models_page)
+        self._add_adapters()
         self.server_page = ServerPage(self.engine)
         self.server_page.remoteChanged.connect(self._remote)
         self.server_page.set_options(self.settings.server_port, self.settings.server_api_key,
@@ -101,10 +105,11 @@ class DesktopApp(QObject):
         self.server_page.optionsChanged.connect(self._server_options)
         self.window.add_page("Server", self.server_page)
         self.settings_page = SettingsPage(self.workers, self.settings)
-        self.settings_page.themeChanged.connect(lambda theme: apply_theme(app, theme))
+        self.settings_page.themeChanged.connect(self._theme)
         self.settings_page.fontSizeChanged.connect(lambda size: apply_font_size(app, size))
         self.settings_page.concurrencyChanged.connect(self.downloads.set_concurrency)
         self.settings_page.hubChanged.connect(self.models_page.set_hub)
+        self.settings_page.hubChanged.connect(self.adapters.set_hub)
         self.settings_page.catalogUrlChanged.connect(self.models_page.set_catalog_url)
         self.settings_page.catalogFetched.connect(self.models_page.show_catalog)
         self.window.add_page("Settings", self.settings_page)
@@ -114,10 +119,25 @@ class DesktopApp(QObject):
             model_id).load_options()
         self.models: list[InstalledModel] = []
 
+    def _add_adapters(self) -> None:
+        """LoRA adapters: a page, a dock beside the chat, the chat header, and Compare."""
+        self.adapters = AdaptersController(
+            self.engine, self.chat, self.workers,
+            DownloadOptions(endpoint=self.settings.hub_endpoint, token=self.settings.hub_token),
+            self)
+        self.adapters_page = AdaptersPanel(self.adapters)
+        self.window.add_page("Adapters", self.adapters_page)
+        self.adapters_panel = AdaptersPanel(self.adapters, compact=True)
+        self.adapters_dock = self.window.add_dock("Adapters", self.adapters_panel)
+        self.adapters.summaryChanged.connect(self.window.chat_page.set_adapters_text)
+        self.compare_page = ComparePage(self.engine, self.chat, self.adapters, self.workers)
+        self.window.add_page("Compare", self.compare_page)
+
     def start(self, model: str | None = None) -> None:
         """Show the window now; start the engine and read the model list in the background."""
         self.window.show()
         self.window.sidebar.refresh()
+        self.adapters.refresh()
         if self.store.recovered:
             self.window.banner.show_message(
                 f"{self.store.recovered} reply was cut off when NoMoat last closed "
@@ -185,6 +205,10 @@ class DesktopApp(QObject):
                                        f"Could not reload {model_id}: {exc}",
                                        can_restart=False))
 
+    def _theme(self, theme: str) -> None:
+        """Switch the theme; code blocks in replies from now on take the new colours."""
+        self.window.chat_page.dark = apply_theme(self.app, theme)
+
     def _server_options(self, options: dict[str, Any]) -> None:
         """Remember the server page's options (port, key, network, origins) for next time."""
         values = {"server_port": options["port"], "server_api_key": options["api_key"],
@@ -206,6 +230,8 @@ class DesktopApp(QObject):
 
     def close(self) -> None:
         self.chat.stop()
+        self.compare_page.close_page()
+        self.adapters.close()
         self.settings_page.flush()
         self.downloads.close()
         self.window.close()
