@@ -36,11 +36,13 @@ def nomoat(home: Path, *args: str, hub: HubServer | None = None,
 
 
 def test_download_shows_progress_and_installs(hub: HubServer, tmp_path: Path) -> None:
+    hub.switches.rate = 40 * MB  # slow enough for a few progress lines
     result = nomoat(tmp_path, "download", f"{REPO}/{FILE}", hub=hub)
     assert result.returncode == 0, result.stderr
     assert "%" in result.stderr and "MB/s" in result.stderr
     assert "Downloaded 98.4 MB; verifying the checksum" in result.stderr
     assert result.stdout.startswith("Installed ")
+    hub.switches.rate = None
     listed = nomoat(tmp_path, "models", "--offline")
     assert "tiny-chat.q4_1" in listed.stdout.lower()
     again = nomoat(tmp_path, "download", f"{REPO}/{FILE}", hub=hub)

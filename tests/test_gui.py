@@ -33,7 +33,7 @@ def open_app(qtbot, home: Path):  # type: ignore[no-untyped-def]
     qtbot.addWidget(desktop.window)
     desktop.start()
     qtbot.waitUntil(lambda: desktop.engine.state == "ready"
-                    and desktop.engine.status.get("model"), timeout=60_000)
+                    and bool(desktop.engine.status.get("model")), timeout=60_000)
     desktop.chat.sampling = {"max_tokens": 24, "temperature": 0.0}
     return desktop
 

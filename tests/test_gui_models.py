@@ -93,7 +93,7 @@ def open_app(qtbot: Any) -> Any:
     qtbot.addWidget(desktop.window)
     desktop.start()
     qtbot.waitUntil(lambda: desktop.engine.state == "ready"
-                    and desktop.engine.status.get("model"), timeout=60_000)
+                    and bool(desktop.engine.status.get("model")), timeout=60_000)
     return desktop
 
 
