@@ -45,7 +45,7 @@ clean:
 # Installers (packaging/README.md). `make package` builds dist/nomoat/ (the one-folder app),
 # dist/nomoat-<version>-linux-x86_64.tar.gz and dist/nomoat_<version>_amd64.deb; STARTER=1
 # bundles the starter model, ONEFILE=1 adds the one-file portable program. The first run
-# compiles llama-cpp-python for release into build/release-wheels (long); later runs reuse it.
+# compiles llama-cpp-python for release into ~/.cache/nomoat-build (long); later runs reuse it.
 # `make smoke` runs the smoke test of that build.
 PACKAGE_FLAGS := $(if $(filter 1,$(STARTER)),--starter) $(if $(filter 1,$(ONEFILE)),--onefile)
 

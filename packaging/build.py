@@ -3,7 +3,7 @@
 1. A release environment (build/release-venv), separate from the development .venv.
 2. llama-cpp-python compiled for release: not for this machine's processor (no
    -march=native) but with every x86-64 CPU variant, picked at run time
-   (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS). The wheel is kept in build/release-wheels/, so it
+   (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS). The wheel is kept in ~/.cache/nomoat-build/, so it
    is compiled once; pip's own cache is never used for it.
 3. PyInstaller with packaging/nomoat.spec: the one-folder app in dist/nomoat/ (on macOS
    dist/NoMoat.app), and with --onefile also a one-file portable program.
@@ -36,9 +36,11 @@ REPO = bundle.REPO
 BUILD = REPO / "build"
 DIST = REPO / "dist"
 VENV = BUILD / "release-venv"
-PIP_CACHE = BUILD / "release-pip-cache"
-# The compiled llama-cpp-python wheels; point NOMOAT_WHEEL_DIR at a folder CI keeps between runs.
-WHEELS = Path(os.environ.get("NOMOAT_WHEEL_DIR", BUILD / "release-wheels"))
+PIP_CACHE = Path.home() / ".cache" / "nomoat-build" / "pip"
+# The compiled llama-cpp-python wheels live outside the checkout, so a fresh clone on the same
+# machine (CI's) reuses them; NOMOAT_WHEEL_DIR points elsewhere.
+WHEELS = Path(os.environ.get("NOMOAT_WHEEL_DIR",
+                             Path.home() / ".cache" / "nomoat-build" / "release-wheels"))
 
 # The llama-cpp-python release the installers ship (inside pyproject.toml's range).
 LLAMA_VERSION = "0.3.36"
