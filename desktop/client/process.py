@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from desktop.client.adapters import AdapterClient
 from desktop.client.api import EngineClient, EngineError
 from desktop.core.paths import get_paths
+from desktop.core.presets import PresetError, StackEntry
 
 START_TIMEOUT = 60.0
 MAX_RESTARTS = 5
@@ -146,6 +148,10 @@ class EngineSupervisor:
         self._restarts: deque[float] = deque()
         self.model: tuple[str, dict[str, Any]] | None = None
         self.public: dict[str, Any] | None = None
+        # LoRA adapters loaded on the model (name -> GGUF path, None for library adapters) and
+        # the adapter stack, put back after a restart.
+        self.adapters: dict[str, str | None] = {}
+        self.adapter_stack: list[StackEntry] = []
         self.events: list[EngineEvent] = []
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -195,11 +201,47 @@ class EngineSupervisor:
     def load(self, model: str, **settings: Any) -> dict[str, Any]:
         status = self.client.load(model, **settings)
         self.model = (model, settings)
+        self._follow_adapters(status.get("adapters"))
         return status
 
     def unload(self) -> dict[str, Any]:
         self.model = None
+        self.adapters, self.adapter_stack = {}, []  # the engine frees them with the model
         return self.client.unload()
+
+    def add_adapter(self, *, name: str | None = None, path: str | None = None) -> dict[str, Any]:
+        """Load a LoRA adapter on the model (a library adapter by name, or a GGUF file)."""
+        state = AdapterClient(self.client).add(name=name, path=path)
+        if path is None:
+            self.adapters[str(name)] = None
+        else:
+            found = [a["name"] for a in state.get("loaded", []) if a.get("path") == path]
+            self.adapters[name or (found[-1] if found else Path(path).stem)] = path
+        return state
+
+    def remove_adapter(self, name: str) -> dict[str, Any]:
+        """Take a LoRA adapter off the model (and out of the stack)."""
+        state = AdapterClient(self.client).remove(name)
+        self.adapters.pop(name, None)
+        self.adapter_stack = [e for e in self.adapter_stack if e.name != name]
+        return state
+
+    def set_adapter_stack(self, stack: list[StackEntry]) -> dict[str, Any]:
+        """Replace the engine's adapter stack; the next reply uses it."""
+        state = AdapterClient(self.client).set_stack(stack)
+        self.adapter_stack = list(stack)
+        return state
+
+    def _follow_adapters(self, adapters: dict[str, Any] | None) -> None:
+        """After a load the engine keeps only the adapters that fit the model: so does this."""
+        if adapters is None:
+            return
+        kept = {a.get("name") for a in adapters.get("loaded", [])}
+        self.adapters = {n: p for n, p in self.adapters.items() if n in kept}
+        try:
+            self.adapter_stack = [StackEntry.from_dict(e) for e in adapters.get("stack", [])]
+        except PresetError:
+            self.adapter_stack = []
 
     def set_public(self, enabled: bool, **options: Any) -> dict[str, Any]:
         result = self.client.set_public(enabled, **options)
@@ -236,7 +278,7 @@ class EngineSupervisor:
                     return
                 self._launch()
                 self._ready.clear()
-                self._restore()
+                note = self._restore()
                 self._ready.set()
         except EngineError as exc:
             self._ready.set()
@@ -244,11 +286,25 @@ class EngineSupervisor:
                        f"again: {exc}")
             return
         what = f" with {self.model[0]}" if self.model else ""
-        self._emit("restarted", f"The engine was restarted{what}.")
+        self._emit("restarted", f"The engine was restarted{what}.{note}")
 
-    def _restore(self) -> None:
+    def _restore(self) -> str:
+        """Put the new engine in the old one's state; return a note on what could not be."""
         assert self._client is not None
         if self.model is not None:
             self._client.load(self.model[0], **self.model[1])
         if self.public is not None:
             self._client.set_public(True, **self.public)
+        if self.model is None or not (self.adapters or self.adapter_stack):
+            return ""
+        adapters = AdapterClient(self._client)
+        try:
+            for name, path in self.adapters.items():
+                adapters.add(name=name, path=path)
+            if self.adapter_stack:
+                adapters.set_stack(self.adapter_stack)
+        except EngineError as exc:
+            # The model works without them: say so rather than call the restart failed.
+            self.adapters, self.adapter_stack = {}, []
+            return f" Its LoRA adapters could not be put back: {exc}"
+        return ""

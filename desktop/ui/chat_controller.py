@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ class Turn:
     model: str | None = None
     system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=dict)
+    adapter_preset: str | None = None  # the LoRA preset in use, remembered by the conversation
     cancelled: threading.Event = field(default_factory=threading.Event)
     _pieces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,6 +80,10 @@ class ChatController(QObject):
         self.turn: Turn | None = None
         self.model: str | None = None
         self.sampling: dict[str, Any] = {}
+        # Set by the adapters panel: the preset in use, and a call that runs on the turn's
+        # worker before each reply so the engine has the adapter stack the panel shows.
+        self.adapter_preset: str | None = None
+        self.before_reply: Callable[[], None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(PAINT_INTERVAL_MS)
         self._timer.timeout.connect(self._paint)
@@ -162,6 +168,7 @@ class ChatController(QObject):
     def _start(self, turn: Turn) -> None:
         turn.model = self.model
         turn.sampling = {k: v for k, v in self.sampling.items() if k in SAMPLING_KEYS}
+        turn.adapter_preset = self.adapter_preset
         self.turn = turn
         self.busyChanged.emit(True)
         self.workers.submit(self._run_turn, turn, self._signals)
@@ -187,6 +194,8 @@ class ChatController(QObject):
             if turn.model:
                 store.set_model(cid, turn.model)
             conversation = store.conversation(cid)
+            if conversation.adapter_preset != turn.adapter_preset:
+                conversation = store.set_adapter_preset(cid, turn.adapter_preset)
             history = [m.as_chat() for m in store.messages(cid)
                        if m.role != "system" and (m.content or m.role == "user")]
             reply = store.begin_reply(cid, turn.model, turn.sampling)
@@ -194,6 +203,9 @@ class ChatController(QObject):
             writer = ReplyWriter(store, reply.id)
             system = ([{"role": "system", "content": conversation.system_prompt}]
                       if conversation.system_prompt else [])
+            before_reply = self.before_reply
+            if before_reply is not None:
+                before_reply()
             dropped, end, timings = 0, None, {}
             while True:
                 try:

@@ -57,6 +57,11 @@ class ChatPage(QWidget):
         self.title = QLabel("New chat")
         self.title.setObjectName("chatTitle")
         top.addWidget(self.title, 1)
+        self.adapters_label = QLabel("")
+        self.adapters_label.setObjectName("chatAdapters")
+        self.adapters_label.setAccessibleName("Active adapters")
+        self.adapters_label.hide()
+        top.addWidget(self.adapters_label)
         self.model_picker = QComboBox()
         self.model_picker.setAccessibleName("Model")
         self.model_picker.setMinimumContentsLength(18)
@@ -152,6 +157,14 @@ class ChatPage(QWidget):
             index = self.model_picker.findData(current)
             if index >= 0:
                 self.model_picker.setCurrentIndex(index)
+
+    def set_adapters_text(self, text: str) -> None:
+        """Name the LoRA adapters that change the replies ("pirate 0.8 + sql 0.5"), or none."""
+        # Elided: a long stack must not widen the window; the tooltip has all of it.
+        metrics = self.adapters_label.fontMetrics()
+        self.adapters_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, 360))
+        self.adapters_label.setToolTip(text)
+        self.adapters_label.setVisible(bool(text))
 
     # -- showing a conversation ------------------------------------------------------------------
     def show_conversation(self, conversation: Conversation | None,

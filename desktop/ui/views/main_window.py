@@ -6,8 +6,9 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QMainWindow,
-                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget,
+                               QMainWindow, QPushButton, QSplitter, QStackedWidget, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.engine import EngineController
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self.nav.setFixedWidth(120)
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._docks_away: set[QDockWidget] = set()  # open docks hidden while off the chat
         self.sidebar = Sidebar(chat)
         self.chat_page = ChatPage(chat, dark)
 
@@ -110,12 +113,46 @@ class MainWindow(QMainWindow):
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
 
+    def add_dock(self, name: str, widget: QWidget) -> QDockWidget:
+        """Put *widget* in a dock beside the chat; a status bar button shows or hides it.
+
+        Docks belong to the chat: they step aside on other pages and come back with it.
+        """
+        dock = QDockWidget(name, self)
+        dock.setObjectName(f"{name.lower()}Dock")
+        dock.setWidget(widget)
+        dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea
+                             | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.docks[name] = dock
+        toggle = QToolButton()
+        toggle.setDefaultAction(dock.toggleViewAction())
+        toggle.setAccessibleName(f"Show or hide {name}")
+        self.statusBar().addPermanentWidget(toggle)
+        dock.toggleViewAction().triggered.connect(lambda _: self._dock_asked(dock))
+        return dock
+
+    def _dock_asked(self, dock: QDockWidget) -> None:
+        """The user showed a dock from another page: go to the chat, where docks live."""
+        self._docks_away.discard(dock)
+        current = list(self.pages)[self.stack.currentIndex()]
+        if dock.isVisible() and current != "Chat":
+            self.show_page("Chat")
+
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(list(self.pages).index(name))
 
     def _page_changed(self, row: int) -> None:
         self.stack.setCurrentIndex(row)
-        self.sidebar.setVisible(list(self.pages)[row] == "Chat")
+        on_chat = list(self.pages)[row] == "Chat"
+        self.sidebar.setVisible(on_chat)
+        for dock in self.docks.values():
+            if not on_chat and dock.isVisible():
+                self._docks_away.add(dock)
+                dock.hide()
+            elif on_chat and dock in self._docks_away:
+                self._docks_away.discard(dock)
+                dock.show()
 
     def new_chat(self) -> None:
         self.show_page("Chat")
