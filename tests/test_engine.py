@@ -207,19 +207,9 @@ def test_a_port_in_use_is_a_clear_error(engine) -> None:
             engine.set_public(True, host="127.0.0.1", port=port)
 
 
-def _unknown_arch_file(path: Path) -> Path:
-    writer = gguf.GGUFWriter(str(path), "nomoatnet")
-    writer.add_block_count(1)
-    writer.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-def _llama_without_tensors(path: Path) -> Path:
-    writer = gguf.GGUFWriter(str(path), "llama")
+def _one_tensor_model(path: Path, architecture: str) -> Path:
+    """A GGUF with one tiny tensor: an unknown architecture, or a llama missing its layers."""
+    writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_block_count(1)
     writer.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
     writer.write_header_to_file()
@@ -239,8 +229,10 @@ def _bad_files(tmp_path: Path, starter: Path) -> list[tuple[str, dict, str]]:
         (str(tmp_path / "missing.gguf"), {}, "does not exist"),
         (str(text), {}, "is not a GGUF model file"),
         (str(truncated), {}, "is incomplete"),
-        (str(_unknown_arch_file(tmp_path / "alien.gguf")), {}, "architecture 'nomoatnet'"),
-        (str(_llama_without_tensors(tmp_path / "hollow.gguf")), {}, "llama.cpp could not load"),
+        (str(_one_tensor_model(tmp_path / "alien.gguf", "nomoatnet")), {},
+         "architecture 'nomoatnet'"),
+        (str(_one_tensor_model(tmp_path / "hollow.gguf", "llama")), {},
+         "llama.cpp could not load"),
         (str(starter), {"n_ctx": 4_000_000}, "GB of memory"),
     ]
 
