@@ -22,7 +22,8 @@ from desktop.ui.engine import EngineController
 from desktop.ui.workers import Workers
 
 PAINT_INTERVAL_MS = 33
-SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens",
+                 "seed")
 
 
 @dataclass

@@ -14,11 +14,45 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPush
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 
 
+# A line that carries on the block above it across a blank line: an indented line, a list
+# item (loose lists stay one block, so their numbering holds) or a table row.
+_CONTINUES = re.compile(r"^(\s|[-*+] |\d+[.)] |\|)")
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Cut text at blank lines, so a growing reply re-renders only its last paragraph."""
+    blocks: list[str] = []
+    current: list[str] = []
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if not line.strip() and current:
+            following = next((rest for rest in lines[index + 1:] if rest.strip()), None)
+            if following is not None and not _CONTINUES.match(following):
+                blocks.append("\n".join(current))
+                current = []
+                continue
+        current.append(line)
+    if current and "\n".join(current).strip():
+        blocks.append("\n".join(current))
+    return blocks
+
+
 def split_markdown(text: str) -> list[tuple[str, str, str]]:
-    """Split Markdown into ("text", "", body) and ("code", language, body) segments.
+    """Split Markdown into ("text", "", paragraph) and ("code", language, body) segments.
 
     An unterminated fence (a reply still streaming) is a code block up to the end.
     """
+    segments: list[tuple[str, str, str]] = []
+    for kind, language, body in _fenced(text):
+        if kind == "code":
+            segments.append((kind, language, body))
+        else:
+            segments.extend(("text", "", block) for block in _paragraphs(body))
+    return segments
+
+
+def _fenced(text: str) -> list[tuple[str, str, str]]:
+    """Fenced code blocks and the text between them."""
     segments: list[tuple[str, str, str]] = []
     lines: list[str] = []
     fence: str | None = None
