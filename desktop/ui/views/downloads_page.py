@@ -236,7 +236,7 @@ class DownloadCard(QFrame):
 
 
 class DownloadsTab(QWidget):
-    """Every download of this session with its state, progress and controls."""
+    """Every download since NoMoat started, with its state, progress and controls."""
 
     def __init__(self, downloads: DownloadsController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
