@@ -1,4 +1,4 @@
-"""The downloads tab's list: every download since NoMoat started, oldest first, with its latest event."""
+"""The downloads tab's list: every download since NoMoat started, with its latest event."""
 
 from __future__ import annotations
 
