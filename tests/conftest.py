@@ -130,3 +130,20 @@ def engine() -> Iterator[EngineSupervisor]:
     supervisor.load("smollm2-135m-instruct")
     yield supervisor
     supervisor.stop()
+
+
+def open_desktop(qtbot, theme: str | None = "light"):  # type: ignore[no-untyped-def]
+    """The window as a user starts it, once its engine has the starter model loaded.
+
+    *theme* None applies the theme from the saved settings, as the app does.
+    """
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.app import DesktopApp
+
+    desktop = DesktopApp(QApplication.instance(), theme)
+    qtbot.addWidget(desktop.window)
+    desktop.start()
+    qtbot.waitUntil(lambda: desktop.engine.state == "ready"
+                    and bool(desktop.engine.status.get("model")), timeout=60_000)
+    return desktop

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
-from conftest import free_port
+from conftest import free_port, open_desktop
 from desktop.core.chats import ChatStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals")
@@ -25,15 +25,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def open_app(qtbot, home: Path):  # type: ignore[no-untyped-def]
-    from PySide6.QtWidgets import QApplication
-
-    from desktop.ui.app import DesktopApp
-
-    desktop = DesktopApp(QApplication.instance(), "light")
-    qtbot.addWidget(desktop.window)
-    desktop.start()
-    qtbot.waitUntil(lambda: desktop.engine.state == "ready"
-                    and bool(desktop.engine.status.get("model")), timeout=60_000)
+    """The window with the starter model loaded and short greedy replies."""
+    desktop = open_desktop(qtbot)
     desktop.chat.sampling = {"max_tokens": 24, "temperature": 0.0}
     return desktop
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, open_desktop
 from hubserver import HubServer, file_sha256
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QAbstractItemModelTester
@@ -85,16 +85,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: HubServer) -> Pat
 
 def open_app(qtbot: Any) -> Any:
     """The app as a user starts it (settings applied), once the engine has its model."""
-    from PySide6.QtWidgets import QApplication
-
-    from desktop.ui.app import DesktopApp
-
-    desktop = DesktopApp(QApplication.instance())
-    qtbot.addWidget(desktop.window)
-    desktop.start()
-    qtbot.waitUntil(lambda: desktop.engine.state == "ready"
-                    and bool(desktop.engine.status.get("model")), timeout=60_000)
-    return desktop
+    return open_desktop(qtbot, theme=None)
 
 
 def check_models(page: Any) -> list[QAbstractItemModelTester]:

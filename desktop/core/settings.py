@@ -209,50 +209,50 @@ def _model_settings(model_id: str, raw: Any, messages: list[str]) -> ModelSettin
         messages.append(f"The settings for model '{model_id}' are not an object; they were "
                         "reset.")
         return None
+    values, extra = _checked(raw, _MODEL_CHECKS, messages,
+                             lambda key, value: f"of model '{model_id}' was {value!r}")
+    return ModelSettings(**values, extra=extra)
+
+
+def _checked(raw: dict[str, Any], checks: dict[str, Callable[[Any], Any]], messages: list[str],
+             describe: Callable[[str, Any], str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values *checks* accept, and the keys it does not know (kept as they are).
+
+    A value that fails its check is left out (so the default applies) with a message;
+    *describe* says what the bad value was without repeating secrets.
+    """
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in raw.items():
-        check = _MODEL_CHECKS.get(key)
+        check = checks.get(key)
         if check is None:
             extra[key] = value
             continue
         try:
             values[key] = check(value)
         except (TypeError, ValueError) as exc:
-            messages.append(f"The setting '{key}' of model '{model_id}' was {value!r}; it must "
-                            f"be {exc}, so the default is used.")
-    return ModelSettings(**values, extra=extra)
+            messages.append(f"The setting '{key}' {describe(key, value)}; it must be {exc}, so "
+                            "the default is used.")
+    return values, extra
 
 
 def from_dict(doc: dict[str, Any]) -> Settings:
     """Settings from a document of the current schema; bad values become defaults."""
     messages: list[str] = []
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key == "schema_version":
-            continue
-        if key == "models":
-            if not isinstance(value, dict):
-                messages.append("The per-model settings are not an object; they were reset.")
-                continue
+    plain = {key: value for key, value in doc.items()
+             if key not in ("schema_version", "models")}
+    values, extra = _checked(plain, _CHECKS, messages, lambda key, value: (
+        "was not valid" if key in _SECRET else f"was {value!r}"))
+    if "models" in doc:
+        if isinstance(doc["models"], dict):
             models = {}
-            for model_id, raw in value.items():
+            for model_id, raw in doc["models"].items():
                 parsed = _model_settings(model_id, raw, messages)
                 if parsed is not None:
                     models[model_id] = parsed
             values["models"] = models
-            continue
-        check = _CHECKS.get(key)
-        if check is None:
-            extra[key] = value
-            continue
-        try:
-            values[key] = check(value)
-        except (TypeError, ValueError) as exc:
-            shown = "not valid" if key in _SECRET else f"was {value!r}"
-            messages.append(f"The setting '{key}' {shown}; it must be {exc}, so the default "
-                            "is used.")
+        else:
+            messages.append("The per-model settings are not an object; they were reset.")
     settings = Settings(**values, extra=extra)
     settings.messages = messages
     return settings
