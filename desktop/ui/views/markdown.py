@@ -1,22 +1,59 @@
 """Markdown for chat messages: text through Qt's Markdown support, code blocks as their own
-widgets with syntax colouring and a copy button."""
+widgets with syntax colouring and a copy button.
+
+A message is cut into paragraphs, each its own widget that keeps its layout: while a reply
+streams only its last paragraph is parsed and laid out again, so a 2,000-token reply costs no
+more per update than a short one.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QSyntaxHighlighter, \
-    QTextCharFormat
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, \
-    QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, QSizeF, Qt, QUrl
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QFont,
+    QFontDatabase,
+    QGuiApplication,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 
 
-# A line that carries on the block above it across a blank line: an indented line, a list
-# item (loose lists stay one block, so their numbering holds) or a table row.
-_CONTINUES = re.compile(r"^(\s|[-*+] |\d+[.)] |\|)")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) ")
+
+
+def _kind(line: str) -> str:
+    if _LIST_ITEM.match(line):
+        return "list"
+    if line.lstrip().startswith("|"):
+        return "table"
+    return "indented" if line[:1].isspace() else "text"
+
+
+def _carries_on(block_start: str, line: str) -> bool:
+    """Whether *line*, after a blank line, still belongs to the block that began with
+    *block_start*: a loose list stays one block (so its numbering holds), and so does a table."""
+    kind = _kind(block_start)
+    return (kind == "list" and _kind(line) in ("list", "indented")) or \
+        (kind == "table" and _kind(line) == "table")
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -25,15 +62,17 @@ def _paragraphs(text: str) -> list[str]:
     current: list[str] = []
     lines = text.split("\n")
     for index, line in enumerate(lines):
-        if not line.strip() and current:
+        if not line.strip():
+            if not current:
+                continue
             following = next((rest for rest in lines[index + 1:] if rest.strip()), None)
-            if following is not None and not _CONTINUES.match(following):
+            if following is not None and not _carries_on(current[0], following):
                 blocks.append("\n".join(current))
                 current = []
                 continue
         current.append(line)
     if current and "\n".join(current).strip():
-        blocks.append("\n".join(current))
+        blocks.append("\n".join(current).rstrip("\n"))
     return blocks
 
 
@@ -75,13 +114,7 @@ def _fenced(text: str) -> list[tuple[str, str, str]]:
     return segments
 
 
-_KEYWORDS = (
-    "and as assert async await break case catch class const continue def default del do elif "
-    "else enum except export extends false finally fn for from func function if impl import in "
-    "interface is lambda let match mut new nil none not null or pass private pub public raise "
-    "return self static struct super switch this throw true try type use var void while with "
-    "yield True False None echo fi then esac done local"
-).split()
+_KEYWORDS = ["and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const", "continue", "def", "default", "del", "do", "elif", "else", "enum", "except", "export", "extends", "false", "finally", "fn", "for", "from", "func", "function", "if", "impl", "import", "in", "interface", "is", "lambda", "let", "match", "mut", "new", "nil", "none", "not", "null", "or", "pass", "private", "pub", "public", "raise", "return", "self", "static", "struct", "super", "switch", "this", "throw", "true", "try", "type", "use", "var", "void", "while", "with", "yield", "True", "False", "None", "echo", "fi", "then", "esac", "done", "local"]
 
 
 class CodeHighlighter(QSyntaxHighlighter):
@@ -110,7 +143,7 @@ class CodeHighlighter(QSyntaxHighlighter):
                             fmt(palette["string"])))
         self._rules.append((re.compile(r"(#|//|--).*$"), fmt(palette["comment"], italic=True)))
 
-    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def highlightBlock(self, text: str) -> None:
         for pattern, form in self._rules:
             for match in pattern.finditer(text):
                 self.setFormat(match.start(), match.end() - match.start(), form)
@@ -166,6 +199,57 @@ class CodeBlock(QFrame):
         self.copy_button.setText("Copied")
 
 
+class MarkdownText(QTextBrowser):
+    """One paragraph of Markdown, exactly as tall as its text, selectable, with working links.
+
+    Its document is laid out once per width and its height is fixed from that layout, so the
+    message list never asks it to lay its text out again (a word-wrapped QLabel re-lays out its
+    whole text on every height-for-width query, for every paragraph, on every update).
+    """
+
+    LINK_SCHEMES = ("http", "https", "mailto")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.viewport().setAutoFillBackground(False)
+        self.setOpenLinks(False)  # a link opens in the browser, never inside the message
+        self.anchorClicked.connect(self._open_link)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                     | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().setDocumentMargin(0)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.markdown = ""
+        self.setFixedHeight(0)
+
+    def set_markdown(self, text: str) -> None:
+        if text != self.markdown:
+            self.markdown = text
+            self.setMarkdown(text)
+
+    def _fit(self, size: QSizeF) -> None:
+        height = math.ceil(size.height())
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().averageCharWidth() * 40, self.height())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        event.ignore()  # the chat scrolls, the paragraph never does (nor zooms)
+
+    def _open_link(self, url: QUrl) -> None:
+        if url.scheme() in self.LINK_SCHEMES:
+            QDesktopServices.openUrl(url)
+
+
 class MarkdownView(QWidget):
     """Shows a Markdown text; updating it with a longer text reuses the widgets it has."""
 
@@ -187,33 +271,31 @@ class MarkdownView(QWidget):
             if index < len(self._parts) and self._parts[index][:2] == (kind, language):
                 widget = self._parts[index][2]
             else:
-                for _, _, old in self._parts[index:]:
-                    self._layout.removeWidget(old)
-                    old.deleteLater()
-                del self._parts[index:]
+                self._drop(index)
                 widget = self._make(kind, language)
                 self._layout.addWidget(widget)
                 self._parts.append((kind, language, widget))
             if isinstance(widget, CodeBlock):
                 widget.set_code(body)
-            elif isinstance(widget, QLabel) and widget.text() != body:
-                widget.setText(body)
-        for _, _, old in self._parts[len(segments):]:
+            elif isinstance(widget, MarkdownText):
+                widget.set_markdown(body)
+        self._drop(len(segments))
+
+    def _drop(self, start: int) -> None:
+        """Remove the parts from *start* on; they vanish now, and are deleted soon."""
+        for _, _, old in self._parts[start:]:
             self._layout.removeWidget(old)
+            old.hide()
             old.deleteLater()
-        del self._parts[len(segments):]
+        del self._parts[start:]
 
     def _make(self, kind: str, language: str) -> QWidget:
         if kind == "code":
             return CodeBlock(language, self._dark, self)
-        label = QLabel(self)
-        label.setTextFormat(Qt.TextFormat.MarkdownText)
-        label.setWordWrap(True)
-        label.setOpenExternalLinks(True)
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
-                                      | Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return label
+        return MarkdownText(self)
 
     def code_blocks(self) -> list[CodeBlock]:
         return [widget for _, _, widget in self._parts if isinstance(widget, CodeBlock)]
+
+    def paragraphs(self) -> list[MarkdownText]:
+        return [widget for _, _, widget in self._parts if isinstance(widget, MarkdownText)]

@@ -1,0 +1,157 @@
+"""Markdown in chat messages: what it is cut into, how it looks, and what streaming costs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextTable
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QScrollArea
+from pytestqt.qtbot import QtBot
+
+from desktop.ui.views.markdown import CodeBlock, MarkdownText, MarkdownView, split_markdown
+
+REPLY = """# Bread
+
+Bread is **old**. People baked it [long ago](https://en.wikipedia.org/wiki/Bread).
+
+1. Flour
+
+2. Water
+
+| Grain | Use |
+|-------|-----|
+| Wheat | Loaves |
+
+```python
+def knead(dough):
+    return dough * 2
+```
+
+The end."""
+
+
+@pytest.fixture
+def view(qtbot: QtBot) -> MarkdownView:
+    widget = MarkdownView()
+    qtbot.addWidget(widget)
+    widget.resize(500, 400)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def settle() -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+
+
+def test_split_keeps_loose_lists_and_tables_whole_and_code_apart() -> None:
+    segments = split_markdown(REPLY)
+    assert [kind for kind, _, _ in segments] == ["text", "text", "text", "text", "code", "text"]
+    assert segments[0][2] == "# Bread"
+    assert segments[2][2] == "1. Flour\n\n2. Water"  # a loose list stays one block
+    assert segments[3][2].startswith("| Grain")
+    assert segments[4][1:] == ("python", "def knead(dough):\n    return dough * 2")
+    # A fence still open (a reply streaming) is code up to the end.
+    assert split_markdown("Look:\n```sh\nls -l")[-1] == ("code", "sh", "ls -l")
+
+
+def test_renders_headings_tables_links_and_highlighted_code(view: MarkdownView,
+                                                            qtbot: QtBot) -> None:
+    view.set_markdown(REPLY)
+    settle()
+    heading, words, items, table, end = view.paragraphs()
+    assert heading.document().firstBlock().blockFormat().headingLevel() == 1
+    assert "https://en.wikipedia.org/wiki/Bread" in words.toHtml()
+    assert items.document().firstBlock().textList() is not None
+    assert any(isinstance(frame, QTextTable) for frame in table.document().rootFrame().childFrames())
+    assert end.toPlainText() == "The end."
+    [code] = view.code_blocks()
+    assert code.editor.toPlainText() == "def knead(dough):\n    return dough * 2"
+    formats = code.editor.document().firstBlock().layout().formats()
+    assert formats, "the keyword and the name were not coloured"
+    code.copy_button.click()
+    assert QGuiApplication.clipboard().text() == code.code
+
+
+def test_each_paragraph_is_exactly_as_tall_as_its_text(view: MarkdownView,
+                                                       qtbot: QtBot) -> None:
+    view.set_markdown("One line.")
+    settle()
+    [paragraph] = view.paragraphs()
+    line = paragraph.fontMetrics().lineSpacing()
+    assert line <= paragraph.height() <= 1.5 * line  # no empty space under a short paragraph
+    view.set_markdown(("Bread is good to eat. " * 40).strip())
+    settle()
+    assert view.paragraphs() == [paragraph]
+    wide = paragraph.height()
+    assert wide == math.ceil(paragraph.document().size().height()) and wide > 0
+    assert paragraph.document().textWidth() == paragraph.viewport().width()
+    view.resize(250, 400)  # narrower: more lines, a taller paragraph, nothing cut off
+    qtbot.waitUntil(lambda: paragraph.height() > wide)
+    assert paragraph.height() == math.ceil(paragraph.document().size().height())
+
+
+def test_streaming_relays_out_only_the_growing_paragraph(view: MarkdownView) -> None:
+    pieces = [REPLY[i:i + 7] for i in range(0, len(REPLY), 7)]
+    text = ""
+    seen: dict[int, tuple[MarkdownText, int]] = {}
+    for piece in pieces:
+        text += piece
+        view.set_markdown(text)
+        settle()
+        paragraphs = view.paragraphs()
+        for index, paragraph in enumerate(paragraphs[:-1]):
+            # A paragraph that is done keeps its widget and is never parsed or laid out again.
+            if index in seen and seen[index][0] is paragraph and index < len(paragraphs) - 2:
+                assert paragraph.document().revision() == seen[index][1], index
+            seen[index] = (paragraph, paragraph.document().revision())
+    assert [p.markdown for p in view.paragraphs()] == [block for kind, _, block in split_markdown(REPLY)
+                                                 if kind == "text"]
+
+
+def test_wheel_over_a_message_scrolls_the_chat(qtbot: QtBot) -> None:
+    area = QScrollArea()
+    qtbot.addWidget(area)
+    area.setWidgetResizable(True)
+    view = MarkdownView()
+    view.set_markdown("\n\n".join(f"Paragraph {n}. " + "Some words here. " * 12
+                                  for n in range(30)))
+    area.setWidget(view)
+    area.resize(400, 300)
+    area.show()
+    qtbot.waitExposed(area)
+    settle()
+    bar = area.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0
+    paragraph = view.paragraphs()[0]
+    point = paragraph.viewport().mapTo(area, QPoint(20, 5))
+    assert area.childAt(point) is paragraph.viewport()  # the wheel turns over the text itself
+    QTest.wheelEvent(area.windowHandle(), QPointF(point), QPoint(0, -120))
+    QApplication.processEvents()
+    assert bar.value() > 0
+
+
+def test_links_open_in_the_browser_only_for_web_addresses(view: MarkdownView,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
+    view.set_markdown("[a](https://example.com/) [b](file:///etc/passwd) [c](relative.html)")
+    [paragraph] = view.paragraphs()
+    for url in ("https://example.com/", "file:///etc/passwd", "relative.html"):
+        paragraph.anchorClicked.emit(QUrl(url))
+    assert opened == ["https://example.com/"]
+    assert paragraph.toPlainText() == "a b c"  # a click never replaced the message
+
+
+def test_code_block_grows_by_appending(view: MarkdownView) -> None:
+    view.set_markdown("```python\nx = 1")
+    [code] = view.code_blocks()
+    document = code.editor.document()
+    view.set_markdown("```python\nx = 1\ny = 2\n```")
+    assert view.code_blocks() == [code] and isinstance(code, CodeBlock)
+    assert document.toPlainText() == "x = 1\ny = 2"
+    assert code.editor.height() > code.editor.fontMetrics().lineSpacing() * 2
