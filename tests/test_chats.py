@@ -119,6 +119,17 @@ def test_first_user_message_names_a_new_chat(store: ChatStore) -> None:
         store.add_message(chat.id, "tool", "x")  # type: ignore[arg-type]
 
 
+def test_renaming_a_preset_moves_the_conversations_that_use_it(store: ChatStore) -> None:
+    pirate = store.create_conversation(adapter_preset="pirate")
+    also = store.create_conversation(adapter_preset="pirate")
+    other = store.create_conversation(adapter_preset="sql")
+    plain = store.create_conversation()
+    assert store.rename_adapter_preset("pirate", "buccaneer") == 2
+    assert [store.conversation(c.id).adapter_preset for c in (pirate, also, other, plain)] == \
+        ["buccaneer", "buccaneer", "sql", None]
+    assert store.rename_adapter_preset("nobody-uses-this", "x") == 0
+
+
 def test_reply_lifecycle(store: ChatStore) -> None:
     chat = store.create_conversation(model_id="smollm2")
     question = store.add_message(chat.id, "user", "Count to three.")

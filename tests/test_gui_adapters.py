@@ -180,6 +180,10 @@ def test_a_preset_is_saved_applied_and_remembered_by_its_conversation(qtbot, hom
         panel.rename_preset_button.click()
         qtbot.waitUntil(lambda: second.adapters.active_preset == "pair", timeout=10_000)
         assert [p.name for p in second.adapters.preset_model.presets()] == ["pair"]
+        # The conversation that used the preset follows the new name, stored and shown.
+        assert second.store.conversation(with_duo.conversation_id).adapter_preset == "pair"
+        assert second.chat.conversation.adapter_preset == "pair"
+        assert second.store.conversation(without.conversation_id).adapter_preset is None
         panel.delete_preset_button.click()
         qtbot.waitUntil(lambda: second.adapters.preset_model.rowCount() == 0, timeout=10_000)
         assert second.adapters.active_preset is None

@@ -553,6 +553,12 @@ class ChatStore:
         """Set the LoRA adapter preset the conversation uses (None for none)."""
         return self._set(conversation_id, "adapter_preset", preset)
 
+    def rename_adapter_preset(self, name: str, new_name: str) -> int:
+        """Conversations that use the preset *name* use *new_name* from now on; returns how many."""
+        with self._write() as conn:
+            return conn.execute("UPDATE conversations SET adapter_preset = ? "
+                                "WHERE adapter_preset = ?", (new_name, name)).rowcount
+
     def set_settings(self, conversation_id: int, settings: Mapping[str, Any]) -> Conversation:
         """Replace the conversation's sampling settings (a JSON-compatible mapping)."""
         return self._set(conversation_id, "settings", json.dumps(dict(settings)))

@@ -468,13 +468,23 @@ class AdaptersController(QObject):
             self.message.emit(f"Applied the preset '{name}': {preset.describe()}.", False)
 
     def rename_preset(self, name: str, new_name: str) -> None:
-        self.workers.submit(self.presets.rename, name, new_name,
+        store = self.chat.store
+
+        def rename() -> Preset:
+            preset = self.presets.rename(name, new_name)
+            store.rename_adapter_preset(name, preset.name)  # conversations keep their preset
+            return preset
+
+        self.workers.submit(rename, serial=True,
                             on_done=lambda preset: self._preset_renamed(name, preset),
                             on_error=self._failed)
 
     def _preset_renamed(self, old: str, preset: Preset) -> None:
         if self._candidate is not None and self._candidate.name == old:
             self._candidate = preset
+        conversation = self.chat.conversation
+        if conversation is not None and conversation.adapter_preset == old:
+            self.chat.conversation = replace(conversation, adapter_preset=preset.name)
         self._reload_presets()
         self.message.emit(f"Renamed the preset '{old}' to '{preset.name}'.", False)
 
