@@ -20,7 +20,11 @@ import pytest
 # Before anything imports the app: never touch the real home directory, never open a display.
 _HOME = tempfile.mkdtemp(prefix="nomoat-tests-")
 os.environ["NOMOAT_HOME"] = _HOME
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Qt's offscreen screen is 800x800 unless told otherwise; a laptop's is bigger.
+_SCREEN = Path(_HOME) / "offscreen-screen.json"
+_SCREEN.write_text('{"screens": [{"name": "laptop", "x": 0, "y": 0, "width": 1600, '
+                   '"height": 900, "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}')
+os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={_SCREEN}")
 os.environ.pop("NOMOAT_ENGINE_VERBOSE", None)
 
 from desktop.client.process import EngineSupervisor  # noqa: E402

@@ -83,8 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         pump(lambda: any(e.done_bytes > 10_000_000 for e in desktop.downloads.events()))
         shot("Models", "downloads")
 
-        if "Adapters" in desktop.window.pages:
-            shot("Adapters", "adapters")
+        # Two small adapters made for the starter model (random weights, as in the tests), in
+        # use at different strengths and saved as a preset.
+        from test_adapters import make_lora
+        folder = Path(tempfile.mkdtemp(prefix="nomoat-shots-lora-"))
+        for seed, (name, weight) in enumerate((("test-adapter-a", 0.8),
+                                               ("test-adapter-b", 0.5)), start=1):
+            applied: list[object] = []
+            desktop.adapters.applied.connect(applied.append)
+            desktop.adapters_panel.add_path(str(make_lora(folder / f"{name}.gguf", seed)))
+            pump(lambda applied=applied, name=name: bool(applied)
+                 and name in desktop.adapters_panel.rows)
+            desktop.adapters.applied.disconnect(applied.append)
+            desktop.adapters_panel.rows[name].spin.setValue(weight)
+        desktop.adapters.save_preset("both")
+        pump(lambda: desktop.adapters.active_preset == "both")
+        shot("Adapters", "adapters")
 
         server = desktop.server_page
         server.switch.setChecked(True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu,
-                               QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
-                               QVBoxLayout, QWidget)
+                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from desktop.core.chats import Conversation, Message
 from desktop.ui.chat_controller import ChatController
@@ -27,6 +27,30 @@ class Composer(QPlainTextEdit):
             self.submitted.emit()
             return
         super().keyPressEvent(event)
+
+
+class ElidedLabel(QLabel):
+    """One line that never widens the window: a long text ends in "…" and the tooltip has it all."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 8)
+        self.full_text = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self.full_text,
+                                                      Qt.TextElideMode.ElideRight, self.width()))
 
 
 class ChatPage(QWidget):
@@ -54,7 +78,7 @@ class ChatPage(QWidget):
         outer.addWidget(self.settings_panel)
 
         top = QHBoxLayout()
-        self.title = QLabel("New chat")
+        self.title = ElidedLabel("New chat")
         self.title.setObjectName("chatTitle")
         top.addWidget(self.title, 1)
         self.adapters_label = QLabel("")
@@ -64,7 +88,7 @@ class ChatPage(QWidget):
         top.addWidget(self.adapters_label)
         self.model_picker = QComboBox()
         self.model_picker.setAccessibleName("Model")
-        self.model_picker.setMinimumContentsLength(18)
+        self.model_picker.setMinimumContentsLength(14)
         self.model_picker.activated.connect(
             lambda index: self.modelChosen.emit(self.model_picker.itemData(index)))
         top.addWidget(self.model_picker)

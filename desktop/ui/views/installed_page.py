@@ -68,8 +68,9 @@ class InstalledTab(QWidget):
         header.setStretchLastSection(True)
         self.table.setColumnWidth(STATUS_COLUMN, 150)
         layout.addWidget(self.table, 1)
-        self.copy_imports = QCheckBox("Copy imported files into the models folder (otherwise "
-                                      "they are used where they are)")
+        self.copy_imports = QCheckBox("Copy imported files into the models folder")
+        self.copy_imports.setToolTip("Otherwise an imported file is used where it is, and "
+                                     "moving or deleting it takes it out of the library.")
         self.copy_imports.setAccessibleName("Copy imported files")
         self.copy_imports.setChecked(True)
         layout.addWidget(self.copy_imports)

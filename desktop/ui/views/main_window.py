@@ -7,8 +7,8 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QMainWindow, QPushButton, QSplitter, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+                               QMainWindow, QPushButton, QSizePolicy, QSplitter, QStackedWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.engine import EngineController
@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self.chat = chat
         self.window_state = window_state
         self.setWindowTitle("NoMoat")
-        self.resize(1100, 760)
+        self.resize(1180, 760)
 
         self.nav = QListWidget()
         self.nav.setAccessibleName("Pages")
@@ -112,6 +112,14 @@ class MainWindow(QMainWindow):
         self.nav.addItem(name)
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
+        self._fit_pages()
+
+    def _fit_pages(self) -> None:
+        """Only the page shown sets how small the window can be, not the largest of them all."""
+        for page in self.pages.values():
+            policy = (QSizePolicy.Policy.Preferred if page is self.stack.currentWidget()
+                      else QSizePolicy.Policy.Ignored)
+            page.setSizePolicy(policy, policy)
 
     def add_dock(self, name: str, widget: QWidget) -> QDockWidget:
         """Put *widget* in a dock beside the chat; a status bar button shows or hides it.
@@ -124,7 +132,12 @@ class MainWindow(QMainWindow):
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea
                              | Qt.DockWidgetArea.RightDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        # As narrow as it can be: the chat and the conversation list need the room more.
+        self.resizeDocks([dock], [widget.minimumSizeHint().width()], Qt.Orientation.Horizontal)
         self.docks[name] = dock
+        docks = self.window_state.value("docks")
+        if docks is not None:
+            self.restoreState(docks)  # where the user left it, how wide, open or closed
         toggle = QToolButton()
         toggle.setDefaultAction(dock.toggleViewAction())
         toggle.setAccessibleName(f"Show or hide {name}")
@@ -144,6 +157,7 @@ class MainWindow(QMainWindow):
 
     def _page_changed(self, row: int) -> None:
         self.stack.setCurrentIndex(row)
+        self._fit_pages()
         on_chat = list(self.pages)[row] == "Chat"
         self.sidebar.setVisible(on_chat)
         for dock in self.docks.values():
@@ -198,5 +212,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.window_state.setValue("geometry", self.saveGeometry())
         self.window_state.setValue("splitter", self.splitter.saveState())
+        for dock in self._docks_away:
+            dock.show()  # open beside the chat, where it was, though another page is shown
+        self.window_state.setValue("docks", self.saveState())
         self.window_state.sync()
         super().closeEvent(event)

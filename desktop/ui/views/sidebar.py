@@ -38,6 +38,9 @@ class Sidebar(QWidget):
         self.view = QListView()
         self.view.setAccessibleName("Conversations")
         self.view.setModel(self.model)
+        # Long titles end in "…" (the tooltip has them whole); the list never scrolls sideways.
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
         self.view.activated.connect(self._activated)
