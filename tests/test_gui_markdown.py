@@ -6,12 +6,13 @@ import math
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextTable
+from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QTextTable
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollArea
 from pytestqt.qtbot import QtBot
 
-from desktop.ui.views.markdown import CodeBlock, MarkdownText, MarkdownView, split_markdown
+from desktop.ui.views.markdown import (REPARSE_MS, CodeBlock, MarkdownText, MarkdownView,
+                                       split_markdown)
 
 REPLY = """# Bread
 
@@ -95,13 +96,14 @@ def test_each_paragraph_is_exactly_as_tall_as_its_text(view: MarkdownView,
     assert paragraph.height() == math.ceil(paragraph.document().size().height())
 
 
-def test_streaming_relays_out_only_the_growing_paragraph(view: MarkdownView) -> None:
+def test_streaming_relays_out_only_the_growing_paragraph(view: MarkdownView,
+                                                        qtbot: QtBot) -> None:
     pieces = [REPLY[i:i + 7] for i in range(0, len(REPLY), 7)]
     text = ""
     seen: dict[int, tuple[MarkdownText, int]] = {}
     for piece in pieces:
         text += piece
-        view.set_markdown(text)
+        view.stream(text)
         settle()
         paragraphs = view.paragraphs()
         for index, paragraph in enumerate(paragraphs[:-1]):
@@ -109,8 +111,32 @@ def test_streaming_relays_out_only_the_growing_paragraph(view: MarkdownView) -> 
             if index in seen and seen[index][0] is paragraph and index < len(paragraphs) - 2:
                 assert paragraph.document().revision() == seen[index][1], index
             seen[index] = (paragraph, paragraph.document().revision())
-    assert [p.markdown for p in view.paragraphs()] == [block for kind, _, block in split_markdown(REPLY)
-                                                 if kind == "text"]
+    view.set_markdown(REPLY)  # the finished reply, as the chat shows it at the end
+    fresh = MarkdownView()
+    fresh.set_markdown(REPLY)
+    assert [p.toHtml() for p in view.paragraphs()] == [p.toHtml() for p in fresh.paragraphs()]
+    fresh.deleteLater()
+
+
+def test_plain_words_are_appended_and_parsed_soon_after(view: MarkdownView,
+                                                        qtbot: QtBot) -> None:
+    view.stream("Bread is **good**")
+    [paragraph] = view.paragraphs()
+    assert paragraph.exact and paragraph.toPlainText() == "Bread is good"
+    revision = paragraph.document().revision()
+    view.stream("Bread is **good** to eat")  # plain words: appended, nothing parsed again
+    assert paragraph.toPlainText() == "Bread is good to eat" and not paragraph.exact
+    assert view.paragraphs() == [paragraph]
+    # Parsed again within REPARSE_MS even though no more text comes: the new words are not
+    # bold just because the words before them are.
+    qtbot.waitUntil(lambda: paragraph.exact, timeout=REPARSE_MS * 4)
+    assert paragraph.document().revision() > revision
+    cursor = paragraph.document().find("eat")
+    assert cursor.charFormat().fontWeight() != QFont.Weight.Bold
+    assert paragraph.toPlainText() == "Bread is good to eat"
+    view.stream("Bread is **good** to eat.\n\n`code`")  # Markdown: parsed at once
+    assert [p.toPlainText() for p in view.paragraphs()] == ["Bread is good to eat.", "code"]
+    assert all(p.exact for p in view.paragraphs())
 
 
 def test_wheel_over_a_message_scrolls_the_chat(qtbot: QtBot) -> None:

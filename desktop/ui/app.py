@@ -41,22 +41,24 @@ def apply_theme(app: QApplication, theme: str) -> bool:
         for role, color in ((QPalette.ColorRole.Window, "#202124"),
                             (QPalette.ColorRole.WindowText, "#e8eaed"),
                             (QPalette.ColorRole.Base, "#171717"),
-                            (QPalette.ColorRole.AlternateBase, "#262626"),
+                            (QPalette.ColorRole.AlternateBase, "#2a2b2e"),
                             (QPalette.ColorRole.Text, "#e8eaed"),
                             (QPalette.ColorRole.Button, "#2d2e31"),
                             (QPalette.ColorRole.ButtonText, "#e8eaed"),
                             (QPalette.ColorRole.Highlight, "#3b82f6"),
                             (QPalette.ColorRole.HighlightedText, "#ffffff"),
+                            (QPalette.ColorRole.Link, "#8ab4f8"),
+                            (QPalette.ColorRole.LinkVisited, "#c58af9"),
                             (QPalette.ColorRole.ToolTipBase, "#2d2e31"),
                             (QPalette.ColorRole.ToolTipText, "#e8eaed"),
                             (QPalette.ColorRole.PlaceholderText, "#9aa0a6")):
             palette.setColor(role, QColor(color))
     else:
         palette = app.style().standardPalette()
+        palette.setColor(QPalette.ColorRole.AlternateBase, QColor("#f3f4f6"))
     app.setPalette(palette)
-    bubble = "#2a2b2e" if dark else "#f3f4f6"
-    app.setStyleSheet(
-        f"QFrame#userMessage {{ background: {bubble}; border-radius: 8px; }}"
+    app.setStyleSheet(  # the user's messages sit on AlternateBase, as their text does
+        "QFrame#userMessage { background: palette(alternate-base); border-radius: 8px; }"
         "QFrame#assistantMessage { border: none; }"
         "QFrame#engineBanner { background: #b45309; color: white; }"
         "QFrame#engineBanner QLabel { color: white; }"

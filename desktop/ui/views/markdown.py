@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
-from PySide6.QtCore import QSize, QSizeF, Qt, QUrl
+from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
     QFont,
     QFontDatabase,
     QGuiApplication,
+    QPalette,
     QSyntaxHighlighter,
     QTextCharFormat,
+    QTextCursor,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -36,6 +39,11 @@ from PySide6.QtWidgets import (
 
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 
+
+# Text that means the same as Markdown and as plain words: letters, digits, spaces and the
+# punctuation that starts or ends no Markdown construct in the middle of a line.
+_PLAIN_WORDS = re.compile(r"(?:[^\W_]|[ ,.;:!?'\"()%-])+")
+REPARSE_MS = 250
 
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) ")
 
@@ -209,12 +217,16 @@ class MarkdownText(QTextBrowser):
 
     LINK_SCHEMES = ("http", "https", "mailto")
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, background: QPalette.ColorRole = QPalette.ColorRole.Window,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        # Opaque, in the colour of what is behind it: a repaint of the text does not repaint
+        # the message and the list beneath it as well.
+        self.viewport().setBackgroundRole(background)
+        self.viewport().setAutoFillBackground(True)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.viewport().setAutoFillBackground(False)
         self.setOpenLinks(False)  # a link opens in the browser, never inside the message
         self.anchorClicked.connect(self._open_link)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
@@ -224,12 +236,25 @@ class MarkdownText(QTextBrowser):
         self.document().setDocumentMargin(0)
         self.document().documentLayout().documentSizeChanged.connect(self._fit)
         self.markdown = ""
+        self.exact = True  # False while words were appended without parsing the Markdown again
         self.setFixedHeight(0)
 
     def set_markdown(self, text: str) -> None:
-        if text != self.markdown:
+        if text != self.markdown or not self.exact:
             self.markdown = text
+            self.exact = True
             self.setMarkdown(text)
+
+    def append_words(self, words: str) -> None:
+        """Add words that carry no Markdown at the end, in the style of the text before them."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        style = cursor.charFormat()
+        style.setAnchor(False)  # a link just before the new words does not take them in
+        style.setAnchorHref("")
+        cursor.insertText(words, style)
+        self.markdown += words
+        self.exact = False
 
     def _fit(self, size: QSizeF) -> None:
         height = math.ceil(size.height())
@@ -253,19 +278,50 @@ class MarkdownText(QTextBrowser):
 class MarkdownView(QWidget):
     """Shows a Markdown text; updating it with a longer text reuses the widgets it has."""
 
-    def __init__(self, dark: bool = False, parent: QWidget | None = None) -> None:
+    def __init__(self, dark: bool = False, parent: QWidget | None = None,
+                 bubble: bool = False) -> None:
         super().__init__(parent)
         self._dark = dark
+        self._background = (QPalette.ColorRole.AlternateBase if bubble
+                            else QPalette.ColorRole.Window)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(6)
         self._parts: list[tuple[str, str, QWidget]] = []
         self.markdown = ""
+        self._parsed_at = 0.0
+        self._exact = True  # False while the last paragraph has words appended unparsed
+        # After words were appended unparsed, the Markdown is parsed again soon even if the
+        # reply pauses, so its formatting is never behind by more than REPARSE_MS.
+        self._reparse = QTimer(self, singleShot=True, interval=REPARSE_MS)
+        self._reparse.timeout.connect(lambda: self.set_markdown(self.markdown))
+
+    def stream(self, text: str) -> None:
+        """Show *text*, the reply so far, which is usually the last text plus a few words.
+
+        Words that carry no Markdown are appended to the last paragraph as they are; the whole
+        is parsed as Markdown at most REPARSE_MS later. Anything else is parsed at once.
+        """
+        words = text[len(self.markdown):] if text.startswith(self.markdown) else ""
+        last = self._parts[-1][2] if self._parts else None
+        if (words and isinstance(last, MarkdownText) and _PLAIN_WORDS.fullmatch(words)
+                and not self.markdown.endswith("\n")
+                and (time.monotonic() - self._parsed_at) * 1000 < REPARSE_MS):
+            last.append_words(words)
+            self.markdown = text
+            self._exact = False
+            if not self._reparse.isActive():
+                self._reparse.start()
+            return
+        self.set_markdown(text)
 
     def set_markdown(self, text: str) -> None:
-        if text == self.markdown:
+        self._reparse.stop()
+        if text == self.markdown and self._exact:
             return
         self.markdown = text
+        self._exact = True
+        self._parsed_at = time.monotonic()
         segments = split_markdown(text)
         for index, (kind, language, body) in enumerate(segments):
             if index < len(self._parts) and self._parts[index][:2] == (kind, language):
@@ -292,7 +348,7 @@ class MarkdownView(QWidget):
     def _make(self, kind: str, language: str) -> QWidget:
         if kind == "code":
             return CodeBlock(language, self._dark, self)
-        return MarkdownText(self)
+        return MarkdownText(self._background, self)
 
     def code_blocks(self) -> list[CodeBlock]:
         return [widget for _, _, widget in self._parts if isinstance(widget, CodeBlock)]

@@ -45,7 +45,7 @@ class MessageWidget(QFrame):
         self.action_button.clicked.connect(self._action)
         header.addWidget(self.action_button)
         layout.addLayout(header)
-        self.body = MarkdownView(dark, self)
+        self.body = MarkdownView(dark, self, bubble=role == "user")
         layout.addWidget(self.body)
         self.editor: QPlainTextEdit | None = None
         self._edit_row: QWidget | None = None
@@ -64,7 +64,9 @@ class MessageWidget(QFrame):
         self.body.set_markdown(text)
 
     def append(self, piece: str) -> None:
-        self.set_text(self.text + piece)
+        """More of a reply that is streaming in."""
+        self.text += piece
+        self.body.stream(self.text)
 
     def set_state(self, state: str, error: str | None = None) -> None:
         notes = {"stopped": "stopped", "error": f"failed: {error}" if error else "failed",
