@@ -129,6 +129,7 @@ class ChatPage(QWidget):
         layout.addWidget(self.notice)
 
         self.scroll = QScrollArea()
+        self.scroll.setObjectName("chatScroll")
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.list_widget = QWidget()
