@@ -68,7 +68,8 @@ def test_renders_headings_tables_links_and_highlighted_code(view: MarkdownView,
     assert heading.document().firstBlock().blockFormat().headingLevel() == 1
     assert "https://en.wikipedia.org/wiki/Bread" in words.toHtml()
     assert items.document().firstBlock().textList() is not None
-    assert any(isinstance(frame, QTextTable) for frame in table.document().rootFrame().childFrames())
+    frames = table.document().rootFrame().childFrames()
+    assert any(isinstance(frame, QTextTable) for frame in frames)
     assert end.toPlainText() == "The end."
     [code] = view.code_blocks()
     assert code.editor.toPlainText() == "def knead(dough):\n    return dough * 2"

@@ -30,7 +30,7 @@ class Composer(QPlainTextEdit):
 
 
 class ElidedLabel(QLabel):
-    """One line that never widens the window: a long text ends in "…" and the tooltip has it all."""
+    """One line that never widens the window: a long text ends in "…", the tooltip has it all."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)

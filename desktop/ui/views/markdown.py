@@ -13,29 +13,10 @@ import re
 import time
 
 from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, QUrl
-from PySide6.QtGui import (
-    QColor,
-    QDesktopServices,
-    QFont,
-    QFontDatabase,
-    QGuiApplication,
-    QPalette,
-    QSyntaxHighlighter,
-    QTextCharFormat,
-    QTextCursor,
-    QWheelEvent,
-)
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QPushButton,
-    QSizePolicy,
-    QTextBrowser,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication,
+                           QPalette, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+                               QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
 
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 
@@ -122,7 +103,13 @@ def _fenced(text: str) -> list[tuple[str, str, str]]:
     return segments
 
 
-_KEYWORDS = ["and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const", "continue", "def", "default", "del", "do", "elif", "else", "enum", "except", "export", "extends", "false", "finally", "fn", "for", "from", "func", "function", "if", "impl", "import", "in", "interface", "is", "lambda", "let", "match", "mut", "new", "nil", "none", "not", "null", "or", "pass", "private", "pub", "public", "raise", "return", "self", "static", "struct", "super", "switch", "this", "throw", "true", "try", "type", "use", "var", "void", "while", "with", "yield", "True", "False", "None", "echo", "fi", "then", "esac", "done", "local"]
+_KEYWORDS = (
+    "and as assert async await break case catch class const continue def default del do elif "
+    "else enum except export extends false finally fn for from func function if impl import in "
+    "interface is lambda let match mut new nil none not null or pass private pub public raise "
+    "return self static struct super switch this throw true try type use var void while with "
+    "yield True False None echo fi then esac done local"
+).split()
 
 
 class CodeHighlighter(QSyntaxHighlighter):
@@ -151,7 +138,7 @@ class CodeHighlighter(QSyntaxHighlighter):
                             fmt(palette["string"])))
         self._rules.append((re.compile(r"(#|//|--).*$"), fmt(palette["comment"], italic=True)))
 
-    def highlightBlock(self, text: str) -> None:
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt's name
         for pattern, form in self._rules:
             for match in pattern.finditer(text):
                 self.setFormat(match.start(), match.end() - match.start(), form)
@@ -261,13 +248,13 @@ class MarkdownText(QTextBrowser):
         if height != self.height():
             self.setFixedHeight(height)
 
-    def minimumSizeHint(self) -> QSize:
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(0, self.height())
 
-    def sizeHint(self) -> QSize:
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(self.fontMetrics().averageCharWidth() * 40, self.height())
 
-    def wheelEvent(self, event: QWheelEvent) -> None:
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         event.ignore()  # the chat scrolls, the paragraph never does (nor zooms)
 
     def _open_link(self, url: QUrl) -> None:
