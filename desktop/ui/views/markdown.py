@@ -277,7 +277,6 @@ class MarkdownView(QWidget):
         self._parts: list[tuple[str, str, QWidget]] = []
         self.markdown = ""
         self._parsed_at = 0.0
-        self._exact = True  # False while the last paragraph has words appended unparsed
         # After words were appended unparsed, the Markdown is parsed again soon even if the
         # reply pauses, so its formatting is never behind by more than REPARSE_MS.
         self._reparse = QTimer(self, singleShot=True, interval=REPARSE_MS)
@@ -296,7 +295,6 @@ class MarkdownView(QWidget):
                 and (time.monotonic() - self._parsed_at) * 1000 < REPARSE_MS):
             last.append_words(words)
             self.markdown = text
-            self._exact = False
             if not self._reparse.isActive():
                 self._reparse.start()
             return
@@ -304,10 +302,9 @@ class MarkdownView(QWidget):
 
     def set_markdown(self, text: str) -> None:
         self._reparse.stop()
-        if text == self.markdown and self._exact:
+        if text == self.markdown and all(p.exact for p in self.paragraphs()):
             return
         self.markdown = text
-        self._exact = True
         self._parsed_at = time.monotonic()
         segments = split_markdown(text)
         for index, (kind, language, body) in enumerate(segments):
