@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from PySide6.QtTest import QAbstractItemModelTester
 
 from conftest import free_port, open_desktop
@@ -62,6 +63,47 @@ def test_send_shows_a_streamed_reply_and_saves_it(qtbot, app) -> None:
     qtbot.waitUntil(lambda: app.window.sidebar.model.rowCount() == 2)  # "Today" + the chat
     QAbstractItemModelTester(app.window.sidebar.model,
                              QAbstractItemModelTester.FailureReportingMode.Fatal)
+
+
+def test_a_long_reply_keeps_its_end_in_view_without_repainting_what_is_shown(qtbot,
+                                                                            app) -> None:
+    # Each new line scrolls the chat: the text already shown is moved, not painted again.
+    from PySide6.QtCore import QEvent, QObject
+
+    from desktop.ui.views.markdown import MarkdownText
+
+    app.window.resize(900, 420)
+    app.chat.sampling = {"max_tokens": 400, "temperature": 0.0}
+    page = app.window.chat_page
+    bar = page.scroll.verticalScrollBar()
+    paints: dict[int, int] = {}  # paints of each paragraph's text, while it is not the last
+    scrolls: list[int] = []
+
+    class Counter(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint and page.reply is not None:
+                parent = watched.parent()
+                if (isinstance(parent, MarkdownText) and parent.isVisible()
+                        and parent not in page.reply.body.paragraphs()[-1:]):
+                    paints[id(parent)] = paints.get(id(parent), 0) + 1
+            return False
+
+    counter = Counter()
+    bar.valueChanged.connect(scrolls.append)
+    page.composer.setPlainText("Write a long essay about the history of bread, in many paragraphs.")
+    with qtbot.waitSignal(app.chat.replyStarted, timeout=60_000):
+        qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=60_000)  # the reply fills the view
+    scrolls.clear()
+    QApplication.instance().installEventFilter(counter)
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=120_000):
+        pass
+    QApplication.instance().removeEventFilter(counter)
+    assert len(scrolls) >= 10  # it followed the reply down, line by line
+    assert bar.value() == bar.maximum()
+    # A paragraph is painted when it is done (parsed a last time) or scrolls out of the way,
+    # not once for every line the reply grows by.
+    assert sum(paints.values()) < len(scrolls), (paints, len(scrolls))
 
 
 def test_shift_enter_is_a_new_line(qtbot, app) -> None:

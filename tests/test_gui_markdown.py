@@ -6,9 +6,9 @@ import math
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QUrl
-from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QTextTable
+from PySide6.QtGui import QDesktopServices, QFont, QGuiApplication, QPaintEvent, QTextTable
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QScrollArea
+from PySide6.QtWidgets import QApplication, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop.ui.views.markdown import (REPARSE_MS, CodeBlock, MarkdownText, MarkdownView,
@@ -138,6 +138,56 @@ def test_plain_words_are_appended_and_parsed_soon_after(view: MarkdownView,
     view.stream("Bread is **good** to eat.\n\n`code`")  # Markdown: parsed at once
     assert [p.toPlainText() for p in view.paragraphs()] == ["Bread is good to eat.", "code"]
     assert all(p.exact for p in view.paragraphs())
+
+
+STREAMED = ("Bread is one of the oldest foods, made wherever grain grows: flatbreads baked on "
+            "hot stones, loaves risen with wild yeast, and extraordinarilylongwordsthatwrap "
+            "across lines. Ελληνικά και русский текст, café naïve façade, fjord office ffi. "
+            "Some **bold words** and *italic ones* and a [link](https://example.com) inside.\n\n"
+            "- a list item long enough to wrap around the narrow width used here\n"
+            "- and a second one that goes on and on for a while\n\n"
+            "Last paragraph, with words that keep coming until the very end of the reply.")
+
+
+@pytest.mark.parametrize("width", [190, 460])
+def test_what_streaming_paints_is_what_a_full_repaint_shows(qtbot: QtBot, width: int,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    # Appended words repaint only the rest of the last line and below it, keeping the pixels
+    # before them; the window must still show exactly what painting it all would show.
+    from desktop.ui.views import markdown
+
+    monkeypatch.setattr(markdown, "REPARSE_MS", 10 ** 6)  # keep the appended text unparsed
+    view = MarkdownView()  # made after the change, so its timer waits as long
+    window = QWidget()
+    layout = QVBoxLayout(window)
+    layout.addWidget(view)
+    layout.addStretch(1)
+    qtbot.addWidget(window)
+    window.resize(width, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    screen = QGuiApplication.primaryScreen()
+    painted: list[int] = []  # the width of each paint of the text while it streams
+    original = QTextBrowser.paintEvent
+
+    def record(self: QTextBrowser, event: QPaintEvent) -> None:
+        painted.append(event.rect().width())
+        original(self, event)
+
+    size, checked = 1, 0
+    while size < len(STREAMED):
+        size = min(len(STREAMED), size + 1 + size % 7)
+        with monkeypatch.context() as patch:
+            patch.setattr(QTextBrowser, "paintEvent", record)
+            view.stream(STREAMED[:size])
+            settle()
+        shown = screen.grabWindow(window.winId()).toImage()  # what the window holds now
+        assert shown == window.grab().toImage(), STREAMED[:size]  # painted afresh
+        checked += 1
+    assert checked > 60
+    # Most paints covered only part of a line: the words that were new.
+    assert sum(1 for w in painted if w < view.width() * 3 // 4) > len(painted) // 2
 
 
 def test_wheel_over_a_message_scrolls_the_chat(qtbot: QtBot) -> None:

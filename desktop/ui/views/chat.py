@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QResizeEvent
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QMenu,
-                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLayout,
+                               QMenu, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
                                QToolButton, QVBoxLayout, QWidget)
 
 from desktop.core.chats import Conversation, Message
@@ -133,7 +133,12 @@ class ChatPage(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.list_widget = QWidget()
+        # Messages only grow at the bottom: when the list grows, only the new strip is painted,
+        # and it is resized at once to fit, never laid out squeezed first (which would move, and
+        # so repaint, every message shown).
+        self.list_widget.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self.list_layout = QVBoxLayout(self.list_widget)
+        self.list_layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self.list_layout.addStretch(1)
         self.scroll.setWidget(self.list_widget)
         self.empty = QLabel("Type a message below to start chatting. Everything stays on this "
@@ -171,6 +176,8 @@ class ChatPage(QWidget):
         chat.busyChanged.connect(self._busy)
         self.scroll.verticalScrollBar().rangeChanged.connect(self._follow)
         self._at_bottom = True
+        self._follow_timer = QTimer(self, singleShot=True, interval=0)
+        self._follow_timer.timeout.connect(self._scroll_to_end)
         self.scroll.verticalScrollBar().valueChanged.connect(self._track_bottom)
 
     # -- models ----------------------------------------------------------------------------------
@@ -274,9 +281,22 @@ class ChatPage(QWidget):
     def _track_bottom(self, value: int) -> None:
         self._at_bottom = value >= self.scroll.verticalScrollBar().maximum() - 4
 
-    def _follow(self, _minimum: int, maximum: int) -> None:
+    def _follow(self, _minimum: int, _maximum: int) -> None:
         if self._at_bottom:
-            self.scroll.verticalScrollBar().setValue(maximum)
+            self._follow_timer.start()
+
+    def _scroll_to_end(self) -> None:
+        """Keep the end of the conversation in view as it grows.
+
+        What changed is painted first: Qt scrolls a window with nothing left to paint by
+        moving its pixels, but repaints everything shown when part of it is waiting to be
+        painted, and that is every message on screen, once per new line of a reply.
+        """
+        if not self._at_bottom:
+            return
+        QCoreApplication.sendPostedEvents(self.window(), QEvent.Type.UpdateRequest)
+        bar = self.scroll.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _toggle_system(self, shown: bool) -> None:
         self.system_prompt.setVisible(shown)

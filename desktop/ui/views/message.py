@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, \
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit, QPushButton, \
     QVBoxLayout, QWidget
 
 from desktop.core.chats import Message
@@ -27,6 +27,12 @@ class MessageWidget(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
+        # A reply grows at the bottom while it streams: it takes the height it needs at once and
+        # only its new strip is painted (a reply draws no frame; the user's bubble does, so it
+        # is painted whole when it changes size).
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        if role != "user":
+            self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         header = QHBoxLayout()
         who = "You" if role == "user" else ("Assistant" + (f" · {model}" if model else ""))
         self.who = QLabel(f"<b>{who}</b>")
