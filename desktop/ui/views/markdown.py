@@ -12,11 +12,9 @@ import math
 import re
 import time
 
-from PySide6.QtCore import QEvent, QPoint, QRect, QSize, QSizeF, Qt, QTimer, QUrl
-from PySide6.QtGui import (QColor, QDesktopServices, QFocusEvent, QFont, QFontDatabase,
-                           QGuiApplication, QPainter, QPaintEvent, QPalette, QResizeEvent,
-                           QShowEvent, QSyntaxHighlighter, QTextCharFormat, QTextCursor,
-                           QWheelEvent)
+from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, QUrl
+from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication,
+                           QPalette, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
                                QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
 
@@ -27,10 +25,6 @@ _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 # punctuation that starts or ends no Markdown construct in the middle of a line.
 _PLAIN_WORDS = re.compile(r"(?:[^\W_]|[ ,.;:!?'\"()%-])+")
 REPARSE_MS = 250
-# Scripts written left to right whose letters keep their shape whatever follows them (Latin,
-# Greek, Cyrillic, Armenian) and common punctuation, but no direction marks: appending such
-# text never moves what is already on screen.
-_LEFT_TO_RIGHT = re.compile("[\t\n -~\u00a0-\u058f\u2010-\u2027\u2030-\u205e]*")
 
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) ")
 
@@ -215,12 +209,9 @@ class MarkdownText(QTextBrowser):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.NoFrame)
         # Opaque, in the colour of what is behind it: a repaint of the text does not repaint
-        # the message and the list beneath it as well. It paints its own background
-        # (paintEvent), so what was painted before stays where it is still right, and it
-        # grows at the bottom, where only the new strip needs painting.
+        # the message and the list beneath it as well.
         self.viewport().setBackgroundRole(background)
-        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        self.viewport().setAttribute(Qt.WidgetAttribute.WA_StaticContents)
+        self.viewport().setAutoFillBackground(True)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setOpenLinks(False)  # a link opens in the browser, never inside the message
@@ -232,28 +223,23 @@ class MarkdownText(QTextBrowser):
         self.document().setDocumentMargin(0)
         self.document().setUndoRedoEnabled(False)  # nobody edits it: no history to keep
         self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self.selectionChanged.connect(self._repaint_all)
         self.markdown = ""
         self.exact = True  # False while words were appended without parsing the Markdown again
-        # What appended words changed since the last paint, which is all the next paint has
-        # to cover: where on its last line the text changed, that line's top and bottom, and
-        # the top of the paragraph it is in. () when nothing changed; None when something
-        # else may have changed too, and all that Qt asks for is painted.
-        self._fresh: tuple[int, int, int, int] | tuple[()] | None = None
-        self._origin = QPoint()  # where the text sat in the window at the last paint
         self.setFixedHeight(0)
 
     def set_markdown(self, text: str) -> None:
         if text != self.markdown or not self.exact:
             self.markdown = text
             self.exact = True
-            self._fresh = None
             self.setMarkdown(text)
 
     def append_words(self, words: str) -> None:
         """Add words that carry no Markdown at the end, in the style of the text before them."""
-        self._note_fresh(words)
-        cursor = QTextCursor(self.document())
+        document = self.document()
+        # Keep the shaped text of the paragraph that grows: painting it would shape it all
+        # again each time otherwise (Qt drops it once a paragraph is laid out).
+        document.lastBlock().layout().setCacheEnabled(True)
+        cursor = QTextCursor(document)
         # In an edit block the cursor does not work out where it is on screen, which would
         # shape the last line's text again, twice, for nothing.
         cursor.beginEditBlock()
@@ -265,94 +251,6 @@ class MarkdownText(QTextBrowser):
         cursor.endEditBlock()
         self.markdown += words
         self.exact = False
-
-    def _note_fresh(self, words: str) -> None:
-        """Note what on screen can change when *words* are appended to the text.
-
-        That is the rest of the last line from where the words go (or from the start of the
-        word they carry on, which may then move to the next line) and everything below it.
-        Only for left-to-right text outside tables: elsewhere appending can move what was
-        already there (right-to-left words, even earlier on the line, can be reordered by what
-        follows them), and everything Qt asks for is painted.
-        """
-        if self._fresh is None:
-            return  # something else changed too: the next paint covers all of it
-        document = self.document()
-        block = document.lastBlock()
-        layout = block.layout()
-        # Keep the shaped text of the paragraph that grows, or asking where its last line
-        # ends (and painting it) would shape all of it again each time.
-        layout.setCacheEnabled(True)
-        text = block.text()
-        start = len(text)
-        if not words[:1].isspace():
-            while start and not text[start - 1].isspace():
-                start -= 1
-        line = layout.lineAt(layout.lineCount() - 1) if layout.lineCount() else None
-        if (line is None or start < line.textStart() or document.rootFrame().childFrames()
-                or not _LEFT_TO_RIGHT.fullmatch(text) or not _LEFT_TO_RIGHT.fullmatch(words)):
-            self._fresh = None
-            return
-        origin = layout.position()
-        left = max(0, math.floor(origin.x() + line.cursorToX(start)[0])
-                   - self.fontMetrics().averageCharWidth())  # room for glyphs leaning left
-        top = math.floor(origin.y() + line.y())
-        bottom = top + math.ceil(line.height())
-        # Qt asks for the whole paragraph to be painted again; nothing above it may be asked.
-        block_top = math.floor(origin.y())
-        if self._fresh:
-            left = min(left, self._fresh[0]) if top == self._fresh[1] else self._fresh[0]
-            top, bottom, block_top = self._fresh[1], self._fresh[2], self._fresh[3]
-        self._fresh = (left, top, bottom, block_top)
-
-    def _repaint_all(self) -> None:
-        self._fresh = None
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
-        """Paint what Qt asks for, or only what appended words changed, if that is all."""
-        viewport = self.viewport()
-        origin = viewport.mapTo(viewport.window(), QPoint(0, 0))
-        asked = event.region()
-        fresh, moved = self._fresh, origin != self._origin
-        self._fresh, self._origin = (), origin
-        if fresh and not moved and asked.boundingRect().top() >= fresh[3]:
-            left, top, bottom, _ = fresh
-            width = viewport.width()
-            parts = [QRect(left, top, width - left, bottom - top),
-                     QRect(0, bottom, width, viewport.height() - bottom)]
-        else:
-            parts = [asked.boundingRect()]
-        brush = viewport.palette().brush(viewport.backgroundRole())
-        for part in parts:
-            region = asked.intersected(part)
-            if region.isEmpty():
-                continue
-            painter = QPainter(viewport)
-            painter.setClipRegion(region)
-            painter.fillRect(part, brush)
-            painter.end()
-            super().paintEvent(QPaintEvent(region))  # Qt draws the text within its bounds
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
-        if event.size().width() != event.oldSize().width():
-            self._fresh = None  # the text wraps anew
-        super().resizeEvent(event)
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        self._fresh = None  # colours, font or style: all of it looks different
-        super().changeEvent(event)
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
-        self._fresh = None  # nothing of it may be on screen yet
-        super().showEvent(event)
-
-    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
-        self._fresh = None  # the selection's colour changes
-        super().focusInEvent(event)
-
-    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
-        self._fresh = None
-        super().focusOutEvent(event)
 
     def _fit(self, size: QSizeF) -> None:
         height = math.ceil(size.height())
