@@ -9,7 +9,9 @@
    The timer is left out of the runs that measure speed because it is the benchmark's own
    probe, not part of the app: it wakes the window's thread 100 times a second. The ratio with
    the timer running is printed too.
-3. Cold start: the time from launching `python -m desktop app` to the window being shown.
+3. The last reply's text is streamed into the window again at the same pace with the engine
+   idle (--replays times), to report the window's own CPU time without llama.cpp's noise.
+4. Cold start: the time from launching `python -m desktop app` to the window being shown.
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_streaming.py [--rounds 4]
 """
@@ -66,15 +68,24 @@ def cold_start(runs: int) -> list[float]:
     return times
 
 
+def rate_of(runs: list[tuple[float, int, float]]) -> float:
+    return statistics.median(r[0] for r in runs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--replays", type=int, default=2,
+                        help="then stream the reply's text into the window this many times at "
+                             "the same pace with the engine idle, and report the window's CPU")
     args = parser.parse_args()
 
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from desktop.ui.app import DesktopApp
+    from desktop.ui.chat_controller import PAINT_INTERVAL_MS
+    from desktop.ui.views.message import MessageWidget
 
     app = QApplication(sys.argv[:1])
     desktop = DesktopApp(app, "light")
@@ -115,11 +126,46 @@ def main() -> int:
         return (max(stalls[1:], default=float("nan")), status["tokens_per_second"],
                 status["completion_tokens"], cpu)
 
+    reply: list[str] = []  # the text of the last headless reply, for the replays
+
+    def replayed(seconds: float) -> float:
+        """Stream the last reply's text into the window at its own pace, with no engine at
+        work; return the CPU time the window's thread spent."""
+        text = "".join(reply)
+        page = desktop.window.chat_page
+        desktop.chat.new_conversation()
+        question = MessageWidget("user")
+        question.set_text(ESSAY)
+        page._add_widget(question)
+        page.reply = MessageWidget("assistant")
+        page._add_widget(page.reply)
+        loop = QEventLoop()
+        shown = 0
+        started, cpu = time.perf_counter(), time.thread_time()
+
+        def update() -> None:  # what the chat controller does on its paint timer
+            nonlocal shown
+            end = min(len(text), int(len(text) * (time.perf_counter() - started) / seconds))
+            if end > shown:
+                page._reply_text(text[shown:end])
+                shown = end
+            if shown == len(text):
+                loop.quit()
+
+        timer = QTimer()
+        timer.setInterval(PAINT_INTERVAL_MS)
+        timer.timeout.connect(update)
+        timer.start()
+        loop.exec()
+        timer.stop()
+        return time.thread_time() - cpu
+
     def headless() -> tuple[float, int, float]:
         client = desktop.engine.supervisor.client
         cpu = time.process_time()
-        for _ in client.chat_stream([{"role": "user", "content": ESSAY}], **SAMPLING):
-            pass  # read the whole stream, as a client that shows nothing does
+        # Read the whole stream, as a client that shows nothing does.
+        pieces = list(client.chat_stream([{"role": "user", "content": ESSAY}], **SAMPLING))
+        reply[:] = [piece for piece in pieces if isinstance(piece, str)]
         cpu = time.process_time() - cpu
         status = client.status()["last_generation"]
         return status["tokens_per_second"], status["completion_tokens"], cpu
@@ -138,15 +184,18 @@ def main() -> int:
         if kind == "probed":
             stalls.append(stall)
 
+    replays: list[float] = []
     try:
         for n in range(args.rounds):
             for kind in kinds[n % 3:] + kinds[:n % 3]:
                 run(kind)
+        seconds = SAMPLING["max_tokens"] / rate_of(runs["headless"])
+        replays = [replayed(seconds) for _ in range(args.replays)]
     finally:
         desktop.close()
 
     def rate(kind: str) -> float:
-        return statistics.median(r[0] for r in runs[kind])
+        return rate_of(runs[kind])
 
     def paired(kind: str) -> float:
         return statistics.median(w[0] / h[0] for w, h in zip(runs[kind], runs["headless"],
@@ -165,6 +214,9 @@ def main() -> int:
         f"{kind} {[round(r[0], 1) for r in runs[kind]]}" for kind in kinds))
     print("  app process CPU per reply (medians): " + ", ".join(
         f"{kind} {statistics.median(r[2] for r in runs[kind]):.2f} s" for kind in kinds))
+    if replays:
+        print(f"  the reply's text replayed into the window at the headless pace, no engine "
+              f"running: window thread CPU {', '.join(f'{c:.2f}' for c in replays)} s")
     starts = cold_start(3)
     print(f"  cold start to window shown: median {statistics.median(starts):.2f} s "
           f"(runs: {', '.join(f'{t:.2f}' for t in starts)})")

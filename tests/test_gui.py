@@ -101,6 +101,14 @@ def test_a_long_reply_keeps_its_end_in_view_without_repainting_what_is_shown(qtb
     QApplication.instance().removeEventFilter(counter)
     assert len(scrolls) >= 10  # it followed the reply down, line by line
     assert bar.value() == bar.maximum()
+    # What the window holds after all that moving of pixels is what painting it afresh shows.
+    for _ in range(3):
+        QApplication.processEvents()
+    viewport = page.scroll.viewport()
+    corner = viewport.mapTo(app.window, viewport.rect().topLeft())
+    shown = QApplication.primaryScreen().grabWindow(app.window.winId(), corner.x(), corner.y(),
+                                                     viewport.width(), viewport.height())
+    assert shown.toImage() == viewport.grab().toImage()
     # A paragraph is painted when it is done (parsed a last time) or scrolls out of the way,
     # not once for every line the reply grows by.
     assert sum(paints.values()) < len(scrolls), (paints, len(scrolls))
