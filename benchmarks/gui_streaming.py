@@ -68,10 +68,6 @@ def cold_start(runs: int) -> list[float]:
     return times
 
 
-def rate_of(runs: list[tuple[float, int, float]]) -> float:
-    return statistics.median(r[0] for r in runs)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -175,6 +171,9 @@ def main() -> int:
     stalls: list[float] = []
     kinds = list(runs)
 
+    def rate(kind: str) -> float:
+        return statistics.median(r[0] for r in runs[kind])
+
     def run(kind: str) -> None:
         if kind == "headless":
             runs[kind].append(headless())
@@ -189,13 +188,10 @@ def main() -> int:
         for n in range(args.rounds):
             for kind in kinds[n % 3:] + kinds[:n % 3]:
                 run(kind)
-        seconds = SAMPLING["max_tokens"] / rate_of(runs["headless"])
+        seconds = SAMPLING["max_tokens"] / rate("headless")
         replays = [replayed(seconds) for _ in range(args.replays)]
     finally:
         desktop.close()
-
-    def rate(kind: str) -> float:
-        return rate_of(runs[kind])
 
     def paired(kind: str) -> float:
         return statistics.median(w[0] / h[0] for w, h in zip(runs[kind], runs["headless"],
