@@ -27,6 +27,7 @@ os.environ.setdefault("NOMOAT_HOME", tempfile.mkdtemp(prefix="nomoat-bench-"))
 import httpx  # noqa: E402
 
 from desktop.client.process import EngineSupervisor  # noqa: E402
+from desktop.core.cpu import default_threads  # noqa: E402
 from desktop.core.library import starter_model_path  # noqa: E402
 
 STORY = "Write a long, detailed story about a lighthouse keeper and a storm. Round {n}."
@@ -71,7 +72,8 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="GGUF file (default: the starter model)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="llama.cpp threads for both (default: the engine's default)")
     parser.add_argument("--ctx", type=int, default=4096)
     args = parser.parse_args()
     model = Path(args.model) if args.model else starter_model_path()

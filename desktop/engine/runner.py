@@ -22,6 +22,7 @@ from typing import Any
 
 import llama_cpp
 
+from desktop.core.cpu import default_threads
 from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
 from desktop.core.memory import available_memory, estimate_model_memory
 from desktop.engine.adapters import Active, AdapterSet
@@ -205,7 +206,7 @@ class ModelRunner:
         previous = self.model
         kept_adapters = self.adapters.snapshot()
         self.unload()
-        threads = settings.n_threads or max(1, (os.cpu_count() or 2))
+        threads = settings.n_threads or default_threads()
         _LOG_LINES.clear()
         try:
             llm = llama_cpp.Llama(

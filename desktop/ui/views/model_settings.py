@@ -21,7 +21,7 @@ SAMPLING = (
 )
 LOADING = (
     ("n_ctx", "Context length (0: default)", 0, 1_048_576, 512, 0, 0),
-    ("n_threads", "Threads (0: all cores)", 0, 256, 1, 0, 0),
+    ("n_threads", "Threads (0: one per core)", 0, 256, 1, 0, 0),
     ("n_gpu_layers", "GPU layers", 0, 999, 1, 0, 0),
 )
 
