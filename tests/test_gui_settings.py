@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import free_port
 from hubserver import HubServer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 from test_gui_models import TOKEN, catalog_url, open_app, publish
@@ -46,6 +47,9 @@ def test_settings_apply_at_once_and_come_back_after_a_restart(qtbot, home) -> No
         assert page.theme.currentData() == "system" and page.font_size.value() == 11
         page.theme.setCurrentIndex(page.theme.findData("dark"))
         assert window_color() == DARK_WINDOW
+        # The chat's scroll bar is opaque again after the new style (it repaints every line).
+        bar = first.window.chat_page.scroll.verticalScrollBar()
+        qtbot.waitUntil(lambda: bar.testAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent))
         page.font_size.setValue(15)
         assert app.font().pointSize() == 15
         page.concurrency.setValue(5)

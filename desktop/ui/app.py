@@ -61,8 +61,9 @@ def apply_theme(app: QApplication, theme: str) -> bool:
         "QFrame#userMessage { background: palette(alternate-base); border-radius: 8px; }"
         "QFrame#assistantMessage { border: none; }"
         # The chat's scroll bar moves with every line of a streaming reply: flat colours are
-        # cheap to paint, where the default style's gradients cost more than the text.
-        "QScrollArea#chatScroll QScrollBar:vertical { background: transparent; width: 10px; }"
+        # cheap to paint, where the default style's gradients cost more than the text. Its
+        # background is painted whole, in the page's colour (ChatPage marks it opaque).
+        "QScrollArea#chatScroll QScrollBar:vertical { background: palette(window); width: 10px; }"
         "QScrollArea#chatScroll QScrollBar::handle:vertical { background: palette(mid);"
         " min-height: 32px; border-radius: 4px; margin: 1px; }"
         "QScrollArea#chatScroll QScrollBar::add-line:vertical,"

@@ -132,6 +132,7 @@ class ChatPage(QWidget):
         self.scroll.setObjectName("chatScroll")
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._opaque_scroll_bar()
         self.list_widget = QWidget()
         # Messages only grow at the bottom: when the list grows, only the new strip is painted,
         # and it is resized at once to fit, never laid out squeezed first (which would move, and
@@ -277,6 +278,18 @@ class ChatPage(QWidget):
             widget.set_actions_enabled(not busy)
         if not busy:
             self.composer.setFocus()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.StyleChange:
+            # A new style sheet polishes the scroll bar again, which drops the attribute.
+            QTimer.singleShot(0, self, self._opaque_scroll_bar)
+
+    def _opaque_scroll_bar(self) -> None:
+        """The scroll bar changes with every new line of a streaming reply. It paints all of
+        itself (a flat background in the style sheet), so repainting it must not repaint the
+        page and the window beneath it."""
+        self.scroll.verticalScrollBar().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def _track_bottom(self, value: int) -> None:
         self._at_bottom = value >= self.scroll.verticalScrollBar().maximum() - 4
