@@ -13,7 +13,11 @@
    idle (--replays times), to report the window's own CPU time without llama.cpp's noise.
 4. Cold start: the time from launching `python -m desktop app` to the window being shown.
 
+--threads N loads the model with N llama.cpp threads for every run: below the number of cores
+it leaves the window a core of its own (see benchmarks/contention.py for why that matters).
+
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_streaming.py [--rounds 4]
+[--threads N]
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ def cold_start(runs: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads for every run (default: the engine's own choice)")
     parser.add_argument("--replays", type=int, default=2,
                         help="then stream the reply's text into the window this many times at "
                              "the same pace with the engine idle, and report the window's CPU")
@@ -89,6 +95,10 @@ def main() -> int:
     while not (desktop.engine.state == "ready" and desktop.engine.status.get("model")):
         app.processEvents()
         time.sleep(0.01)
+    model = desktop.engine.supervisor.client.status()["model"]
+    if args.threads:
+        model = desktop.engine.supervisor.load(model["id"], n_threads=args.threads)["model"]
+    threads = model["settings"]["n_threads"]
     desktop.chat.sampling = dict(SAMPLING)
 
     def windowed(probe: bool) -> tuple[float, float, int, float]:
@@ -197,7 +207,8 @@ def main() -> int:
         return statistics.median(w[0] / h[0] for w, h in zip(runs[kind], runs["headless"],
                                                               strict=True))
 
-    print(f"{args.rounds} rounds of 3 replies, interleaved; tokens per reply: "
+    print(f"llama.cpp threads {threads} on {os.cpu_count()} CPUs; {args.rounds} rounds of 3 "
+          "replies, interleaved; tokens per reply: "
           + ", ".join(f"{kind} {[r[1] for r in runs[kind]]}" for kind in kinds))
     print(f"  longest event-loop stall while streaming: {max(stalls):.1f} ms (goal < 50 ms)")
     print(f"  decode: window {rate('window'):.1f} tok/s, headless {rate('headless'):.1f} tok/s, "
