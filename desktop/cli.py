@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ctx", type=int, default=None, metavar="N",
                         help="context length in tokens (default: up to 4096)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="llama.cpp threads (default: one per physical core)")
     parser.add_argument("--gpu-layers", type=int, default=0, metavar="N")
 
 

@@ -2,9 +2,9 @@
 
 One per physical core that this process may run on, the performance cores only where a chip has
 two kinds, as llama.cpp's own tools choose. Decoding is bound by memory bandwidth and by the
-threads waiting for each other at every step: a second hardware thread on a core adds little,
-and a core left to its sibling threads keeps the window, and whatever else the user runs, from
-stalling every step of a reply.
+threads waiting for each other at every step: a second hardware thread on a core usually adds
+little, and a core's spare hardware thread keeps the window, and whatever else the user runs,
+from stalling every step of a reply.
 """
 
 from __future__ import annotations
