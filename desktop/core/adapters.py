@@ -466,6 +466,7 @@ class AdapterLibrary:
                                "PEFT adapter.") from exc
         filename = parsed.files[0].filename
         folder, _, leaf = filename.rpartition("/")
+        wanted: tuple[str, ...]
         if leaf in ("adapter_config.json", "adapter_model.safetensors"):
             prefix = f"{folder}/" if folder else ""
             wanted = (f"{prefix}adapter_config.json", f"{prefix}adapter_model.safetensors")
