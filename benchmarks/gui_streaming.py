@@ -214,6 +214,9 @@ def main() -> int:
     print(f"  decode: window {rate('window'):.1f} tok/s, headless {rate('headless'):.1f} tok/s, "
           f"ratio {rate('window') / rate('headless'):.3f} (goal >= 0.97); median of each "
           f"round's ratio {paired('window'):.3f}")
+    if threads >= (os.cpu_count() or 1):
+        print("  llama.cpp has a thread on every CPU here, so the window's own work takes a core "
+              "from it (benchmarks/contention.py measures what that costs)")
     print(f"  with the 10 ms timer running: window {rate('probed'):.1f} tok/s, ratio "
           f"{rate('probed') / rate('headless'):.3f}; median of each round's ratio "
           f"{paired('probed'):.3f}")
