@@ -15,9 +15,11 @@
 
 --threads N loads the model with N llama.cpp threads for every run: below the number of cores
 it leaves the window a core of its own (see benchmarks/contention.py for why that matters).
+--away adds a fourth kind of run: the user sends, then opens the Models page while the reply
+streams (the chat lays nothing out while it cannot be seen).
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_streaming.py [--rounds 4]
-[--threads N]
+[--threads N] [--away]
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def main() -> int:
     parser.add_argument("--replays", type=int, default=2,
                         help="then stream the reply's text into the window this many times at "
                              "the same pace with the engine idle, and report the window's CPU")
+    parser.add_argument("--away", action="store_true",
+                        help="also stream replies while the Models page is shown")
     args = parser.parse_args()
 
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
@@ -101,7 +105,7 @@ def main() -> int:
     threads = model["settings"]["n_threads"]
     desktop.chat.sampling = dict(SAMPLING)
 
-    def windowed(probe: bool) -> tuple[float, float, int, float]:
+    def windowed(probe: bool, away: bool = False) -> tuple[float, float, int, float]:
         clock = QElapsedTimer()
         stalls: list[float] = []
         last = [0.0]
@@ -124,9 +128,12 @@ def main() -> int:
             timer.start()
         cpu = time.process_time()
         desktop.window.chat_page.send()
+        if away:
+            desktop.window.show_page("Models")
         loop.exec()
         cpu = time.process_time() - cpu
         timer.stop()
+        desktop.window.show_page("Chat")
         desktop.chat.replyFinished.disconnect(loop.quit)
         status = desktop.engine.supervisor.client.status()["last_generation"]
         return (max(stalls[1:], default=float("nan")), status["tokens_per_second"],
@@ -178,6 +185,8 @@ def main() -> int:
 
     runs: dict[str, list[tuple[float, int, float]]] = {"headless": [], "window": [],
                                                        "probed": []}
+    if args.away:
+        runs["away"] = []
     stalls: list[float] = []
     kinds = list(runs)
 
@@ -188,7 +197,7 @@ def main() -> int:
         if kind == "headless":
             runs[kind].append(headless())
             return
-        stall, rate, tokens, cpu = windowed(probe=kind == "probed")
+        stall, rate, tokens, cpu = windowed(probe=kind == "probed", away=kind == "away")
         runs[kind].append((rate, tokens, cpu))
         if kind == "probed":
             stalls.append(stall)
@@ -196,7 +205,7 @@ def main() -> int:
     replays: list[float] = []
     try:
         for n in range(args.rounds):
-            for kind in kinds[n % 3:] + kinds[:n % 3]:
+            for kind in kinds[n % len(kinds):] + kinds[:n % len(kinds)]:
                 run(kind)
         seconds = SAMPLING["max_tokens"] / rate("headless")
         replays = [replayed(seconds) for _ in range(args.replays)]
@@ -207,8 +216,8 @@ def main() -> int:
         return statistics.median(w[0] / h[0] for w, h in zip(runs[kind], runs["headless"],
                                                               strict=True))
 
-    print(f"llama.cpp threads {threads} on {os.cpu_count()} CPUs; {args.rounds} rounds of 3 "
-          "replies, interleaved; tokens per reply: "
+    print(f"llama.cpp threads {threads} on {os.cpu_count()} CPUs; {args.rounds} rounds of "
+          f"{len(kinds)} replies, interleaved; tokens per reply: "
           + ", ".join(f"{kind} {[r[1] for r in runs[kind]]}" for kind in kinds))
     print(f"  longest event-loop stall while streaming: {max(stalls):.1f} ms (goal < 50 ms)")
     print(f"  decode: window {rate('window'):.1f} tok/s, headless {rate('headless'):.1f} tok/s, "
@@ -220,6 +229,10 @@ def main() -> int:
     print(f"  with the 10 ms timer running: window {rate('probed'):.1f} tok/s, ratio "
           f"{rate('probed') / rate('headless'):.3f}; median of each round's ratio "
           f"{paired('probed'):.3f}")
+    if args.away:
+        print(f"  on the Models page while the reply streams: {rate('away'):.1f} tok/s, ratio "
+              f"{rate('away') / rate('headless'):.3f}; median of each round's ratio "
+              f"{paired('away'):.3f}")
     print("  per run, tok/s: " + "; ".join(
         f"{kind} {[round(r[0], 1) for r in runs[kind]]}" for kind in kinds))
     print("  app process CPU per reply (medians): " + ", ".join(

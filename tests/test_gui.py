@@ -121,6 +121,34 @@ def test_a_long_reply_keeps_its_end_in_view_without_repainting_what_is_shown(qtb
     assert len(page_paints) < len(scrolls) / 4, (len(page_paints), len(scrolls))
 
 
+def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
+    # While another page is shown or the window is minimized the streaming reply is not laid
+    # out; what it said in the meantime is there as soon as the chat is seen again.
+    app.chat.sampling = {"max_tokens": 200, "temperature": 0.0}
+    page = app.window.chat_page
+    pieces: list[str] = []
+    app.chat.replyText.connect(pieces.append)
+    page.composer.setPlainText("Write a long essay about the history of bread.")
+    qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.reply is not None and page.reply.text != "", timeout=60_000)
+    reply = page.reply
+    for hide, show in ((lambda: app.window.show_page("Models"),
+                        lambda: app.window.show_page("Chat")),
+                       (app.window.showMinimized, app.window.showNormal)):
+        hide()
+        qtbot.waitUntil(lambda: not page.isVisible() or app.window.isMinimized())
+        seen, count = reply.text, len(pieces)
+        qtbot.waitUntil(lambda: len(pieces) >= count + 3, timeout=60_000)  # it goes on
+        assert reply.text == seen  # but nothing was laid out for nobody to see
+        show()
+        assert page.isVisible() and not app.window.isMinimized()
+        assert reply.text == "".join(pieces)  # all of it, at once
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=120_000) as finished:
+        pass
+    app.chat.replyText.disconnect(pieces.append)
+    assert reply.text == finished.args[0].content == "".join(pieces)
+
+
 def test_shift_enter_is_a_new_line(qtbot, app) -> None:
     composer = app.window.chat_page.composer
     qtbot.keyClicks(composer, "line one")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QResizeEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLayout,
                                QMenu, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
                                QToolButton, QVBoxLayout, QWidget)
@@ -65,6 +65,7 @@ class ChatPage(QWidget):
         self.dark = dark
         self.messages: list[MessageWidget] = []
         self.reply: MessageWidget | None = None
+        self._held: list[str] = []  # reply text that came while the chat could not be seen
         outer = QHBoxLayout(self)
         outer.setContentsMargins(8, 8, 8, 8)
         column = QWidget()
@@ -217,6 +218,7 @@ class ChatPage(QWidget):
             widget.deleteLater()
         self.messages.clear()
         self.reply = None
+        self._held.clear()
         self.empty.show()
 
     def _add_all(self, messages: list[Message]) -> None:
@@ -252,14 +254,35 @@ class ChatPage(QWidget):
         self._at_bottom = True
 
     def _reply_text(self, text: str) -> None:
-        if self.reply is not None:
+        """Show new text of the streaming reply, or keep it while nobody can see the chat.
+
+        Laying out and painting a reply costs the GUI thread, and on a machine where llama.cpp
+        has a thread on every core, whatever the window spends is taken from decoding. While
+        another page is shown or the window is minimized the text waits here, and it is shown
+        at once when the chat is seen again.
+        """
+        if self.reply is None:
+            return
+        self._held.append(text)
+        if self.isVisible() and not self.window().isMinimized():
+            self.show_held()
+
+    def show_held(self) -> None:
+        if self.reply is not None and self._held:
+            text = "".join(self._held)
+            self._held.clear()
             self.reply.append(text)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.show_held()
 
     def _reply_finished(self, message: Message) -> None:
         if self.reply is not None and self.reply.message_id == message.id:
             self.reply.set_text(message.content)
             self.reply.set_state(message.state, message.error)
         self.reply = None
+        self._held.clear()
 
     def _reply_failed(self, reason: str) -> None:
         self.notice.setText(reason)

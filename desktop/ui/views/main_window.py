@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget,
                                QMainWindow, QPushButton, QSizePolicy, QSplitter, QStackedWidget,
@@ -208,6 +208,11 @@ class MainWindow(QMainWindow):
         splitter = self.window_state.value("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.WindowStateChange and not self.isMinimized():
+            self.chat_page.show_held()  # what a reply said while the window was minimized
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.window_state.setValue("geometry", self.saveGeometry())
