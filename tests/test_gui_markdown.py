@@ -223,3 +223,50 @@ def test_code_block_grows_by_appending(view: MarkdownView) -> None:
     assert view.code_blocks() == [code] and isinstance(code, CodeBlock)
     assert document.toPlainText() == "x = 1\ny = 2"
     assert code.editor.height() > code.editor.fontMetrics().lineSpacing() * 2
+
+
+def test_a_failed_reply_and_a_long_model_name_fit_inside_the_chat(qtbot: QtBot) -> None:
+    # Why a reply failed is shown in full under the message's header: a long reason wraps, and
+    # a long model name is cut short, instead of making the message wider than the chat (which
+    # cut the reply's text off at the right).
+    from datetime import datetime
+
+    from PySide6.QtWidgets import QLayout
+
+    from desktop.core.chats import Message
+    from desktop.ui.views.message import MessageWidget
+
+    reason = ("The engine was killed (SIGKILL); the system may have run out of memory, or "
+              "another program stopped it, and the reply was cut off here.")
+    message = Message(1, 1, 1, "assistant", "Bread is old. " * 20, datetime.now(),
+                      model_id="qwen2.5-coder-14b-instruct-abliterated-q4_k_m", state="error",
+                      error=reason)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    chat = QWidget()  # as the chat page holds its messages
+    layout = QVBoxLayout(chat)
+    layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+    widget = MessageWidget.from_message(message)
+    layout.addWidget(widget)
+    layout.addStretch(1)
+    area.setWidget(chat)
+    qtbot.addWidget(area)
+    area.resize(420, 500)
+    area.show()
+    qtbot.waitExposed(area)
+    settle()
+    assert widget.note.text() == "failed"
+    assert widget.reason.isVisible() and widget.reason.text() == reason
+    assert widget.who.text().endswith("…") and widget.who.toolTip().endswith("q4_k_m")
+    assert area.horizontalScrollBar().maximum() == 0  # nothing is wider than the chat
+    assert widget.width() <= area.viewport().width()
+    lines = widget.reason.fontMetrics().lineSpacing()
+    narrow = widget.reason.height()
+    assert narrow >= 2 * lines  # wrapped, and all of it shown
+    assert narrow >= widget.reason.heightForWidth(widget.reason.width())
+    area.resize(widget.reason.fontMetrics().horizontalAdvance(reason) + 200, 500)
+    settle()
+    assert widget.reason.height() < narrow  # one line where there is room
+    assert widget.who.text() == "Assistant · qwen2.5-coder-14b-instruct-abliterated-q4_k_m"
+    widget.set_state("complete")
+    assert widget.reason.isHidden()

@@ -114,6 +114,9 @@ class EngineClient:
                         finish = choice.get("finish_reason") or finish
                     usage = chunk.get("usage") or usage
                 raise EngineError("The engine stopped while answering.")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise EngineError(f"The engine at {self.base_url} does not answer ({exc}).") from exc
         except httpx.TransportError as exc:
-            raise EngineError("The engine stopped while answering "
-                              f"({type(exc).__name__}).") from exc
+            # The connection broke mid-reply. The user needs to know that the engine went away
+            # (the supervisor says why, from its exit status), not the transport's exception.
+            raise EngineError("The engine stopped while answering.") from exc

@@ -286,7 +286,8 @@ class EngineSupervisor:
                        f"again: {exc}")
             return
         what = f" with {self.model[0]}" if self.model else ""
-        self._emit("restarted", f"The engine was restarted{what}.{note}")
+        self._emit("restarted", f"The engine {describe_exit(code)}. It was restarted{what}."
+                   f"{note}")
 
     def _restore(self) -> str:
         """Put the new engine in the old one's state; return a note on what could not be."""

@@ -72,7 +72,7 @@ def apply_theme(app: QApplication, theme: str) -> bool:
         " QScrollArea#chatScroll QScrollBar::sub-page:vertical { background: none; }"
         "QFrame#engineBanner { background: #b45309; color: white; }"
         "QFrame#engineBanner QLabel { color: white; }"
-        "QLabel#chatNotice { color: #b45309; }"
+        "QLabel#chatNotice, QLabel#messageReason { color: #b45309; }"
         "QLabel#chatTitle { font-weight: bold; }")
     return dark
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QResizeEvent, QShowEvent
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLayout,
-                               QMenu, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
-                               QToolButton, QVBoxLayout, QWidget)
+                               QMenu, QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from desktop.core.chats import Conversation, Message
 from desktop.ui.chat_controller import ChatController
+from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.views.message import MessageWidget
 from desktop.ui.views.model_settings import ModelSettingsPanel
 
@@ -27,30 +28,6 @@ class Composer(QPlainTextEdit):
             self.submitted.emit()
             return
         super().keyPressEvent(event)
-
-
-class ElidedLabel(QLabel):
-    """One line that never widens the window: a long text ends in "…", the tooltip has it all."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 8)
-        self.full_text = ""
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
-        self.full_text = text
-        self.setToolTip(text)
-        self._elide()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        super().setText(self.fontMetrics().elidedText(self.full_text,
-                                                      Qt.TextElideMode.ElideRight, self.width()))
 
 
 class ChatPage(QWidget):

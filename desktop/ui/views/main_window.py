@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.chat_page = ChatPage(chat, dark)
 
         self.banner = EngineBanner()
+        self._crashed = False  # the engine died and has not been started again yet
         self.banner.restartRequested.connect(engine.restart)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -182,14 +183,20 @@ class MainWindow(QMainWindow):
         names = {"starting": "starting", "ready": "ready", "crashed": "restarting",
                  "failed": "stopped", "stopped": "stopped"}
         self.engine_label.setText(f"Engine: {names.get(state, state)}")
+        safe = " Your conversations and the text you were typing are safe."
         if state == "crashed":
-            self.banner.show_message(message + " Your conversations and the text you were "
-                                     "typing are safe.", can_restart=False, about_engine=True)
+            self._crashed = True
+            self.banner.show_message(message + safe, can_restart=False, about_engine=True)
         elif state == "failed":
             self.banner.show_message(message, can_restart=True, about_engine=True)
+        elif state == "ready" and self._crashed:
+            # The restart's message says why the engine stopped: it replaces the crash's.
+            self.banner.show_message(message + safe, can_restart=False, about_engine=True)
         elif state == "ready" and ((self.banner.isVisible() and self.banner.about_engine)
                                    or message != "The engine is ready."):
             self.banner.show_message(message, can_restart=False, about_engine=True)
+        if state != "crashed":
+            self._crashed = False
 
     def _engine_status(self, status: dict[str, Any]) -> None:
         model = status.get("model") if status else None

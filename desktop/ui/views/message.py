@@ -5,9 +5,10 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit, QPushButton, \
-    QVBoxLayout, QWidget
+    QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.core.chats import Message
+from desktop.ui.views.labels import ElidedLabel, WrappedLabel
 from desktop.ui.views.markdown import MarkdownView
 
 
@@ -35,7 +36,12 @@ class MessageWidget(QFrame):
             self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         header = QHBoxLayout()
         who = "You" if role == "user" else ("Assistant" + (f" · {model}" if model else ""))
-        self.who = QLabel(f"<b>{who}</b>")
+        # A long model name is cut short rather than making the message wider than the chat.
+        self.who = ElidedLabel(who)
+        self.who.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        bold = self.who.font()
+        bold.setBold(True)
+        self.who.setFont(bold)
         self.note = QLabel("")
         self.note.setObjectName("messageNote")
         header.addWidget(self.who)
@@ -51,6 +57,11 @@ class MessageWidget(QFrame):
         self.action_button.clicked.connect(self._action)
         header.addWidget(self.action_button)
         layout.addLayout(header)
+        # Why a reply ended early, in full: it may be long, so it wraps under the header.
+        self.reason = WrappedLabel()
+        self.reason.setObjectName("messageReason")
+        self.reason.hide()
+        layout.addWidget(self.reason)
         self.body = MarkdownView(dark, self, bubble=role == "user")
         layout.addWidget(self.body)
         self.editor: QPlainTextEdit | None = None
@@ -75,9 +86,10 @@ class MessageWidget(QFrame):
         self.body.stream(self.text)
 
     def set_state(self, state: str, error: str | None = None) -> None:
-        notes = {"stopped": "stopped", "error": f"failed: {error}" if error else "failed",
-                 "streaming": "…"}
+        notes = {"stopped": "stopped", "error": "failed", "streaming": "…"}
         self.note.setText(notes.get(state, ""))
+        self.reason.setText(error if state == "error" and error else "")
+        self.reason.setVisible(bool(self.reason.text()))
 
     def set_actions_enabled(self, enabled: bool) -> None:
         self.action_button.setEnabled(enabled)

@@ -1,0 +1,66 @@
+"""Labels that fit the width they are given: cut short with "…", or wrapped to more lines."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+
+class ElidedLabel(QLabel):
+    """One line that never widens the window: a long text ends in "…", the tooltip has it all."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 8)
+        self.full_text = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """The whole text's width, so that a layout gives it back when there is room again."""
+        margins = self.contentsMargins()
+        width = (self.fontMetrics().horizontalAdvance(self.full_text) + 2 * self.margin()
+                 + margins.left() + margins.right() + 1)
+        return QSize(width, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self.full_text,
+                                                      Qt.TextElideMode.ElideRight, self.width()))
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label that takes the width it is given and the height its text needs.
+
+    The message's layout only asks its widgets for their minimum sizes, which for a wrapped
+    label is one line; so the label sets its own height whenever its width changes.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # an error may come from another server
+        self.setWordWrap(True)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.text():
+            return
+        self.setMinimumHeight(0)  # QLabel never answers a height below its minimum
+        self.setFixedHeight(self.heightForWidth(max(self.width(), 1)))
