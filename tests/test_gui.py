@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from PySide6.QtTest import QAbstractItemModelTester
 
-from conftest import free_port, open_desktop
+from conftest import free_port, open_desktop, start_serve, stop_serve
 from desktop.core.chats import ChatStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals")
@@ -319,16 +320,60 @@ def test_export_as_markdown_and_json(qtbot, app, tmp_path) -> None:
     assert exported["messages"][1]["completion_tokens"] == message.completion_tokens
 
 
-def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, served) -> None:
-    before = app.engine.supervisor.client.status()["last_generation"]
-    server = app.window.pages["Server"]
-    server.remote_url.setText(served.base_url)
+def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, starter, tmp_path) -> None:
+    # The server elsewhere serves a model under a name of its own (as vLLM does): the picker
+    # lists what it serves, the reply is asked of the model chosen there, and this computer's
+    # engine does nothing (it loads nothing either); switched off, the chat is back on the
+    # installed models.
+    far_model = tmp_path / "far-bread.gguf"  # not a symbolic link: that is the starter model
+    try:
+        os.link(starter, far_model)
+    except OSError:  # another file system
+        shutil.copyfile(starter, far_model)
+    far = start_serve("--model", str(far_model))
+    try:
+        before = app.engine.supervisor.client.status()["last_generation"]
+        server = app.window.pages["Server"]
+        picker = app.window.chat_page.model_picker
+        server.remote_url.setText(far.base_url)
+        server.use_remote.setChecked(True)
+        qtbot.waitUntil(lambda: "serves 2 models" in server.remote_status.text(),
+                        timeout=10_000)
+        # It serves far-bread, loaded, and lists the models installed there too.
+        served = [picker.itemData(i) for i in range(picker.count())]
+        assert sorted(served) == ["far-bread", "smollm2-135m-instruct"]
+        assert picker.itemText(served.index("far-bread")) == "far-bread (remote)"
+        picker.setCurrentIndex(served.index("far-bread"))
+        picker.activated.emit(served.index("far-bread"))
+        assert app.chat.model == "far-bread"
+        app.chat.sampling = {"max_tokens": 24, "temperature": 0.0}  # it took far-bread's defaults
+        message, _ = send(qtbot, app, "Hello from far away")
+        assert message.state == "complete" and message.content
+        assert message.model_id == "far-bread"
+        assert app.window.chat_page.messages[-1].who.toolTip() == "Assistant · far-bread"
+        assert app.engine.supervisor.client.status()["last_generation"] == before
+        server.use_remote.setChecked(False)
+        assert app.engine.remote is None and app.chat.model == "smollm2-135m-instruct"
+        assert picker.currentData() == "smollm2-135m-instruct"
+        assert not server.remote_status.isVisible()
+    finally:
+        stop_serve(far)
+    # A server that is not there: said in plain words, and chats say so too.
+    server.remote_url.setText(f"http://127.0.0.1:{free_port()}/v1")
     server.use_remote.setChecked(True)
-    message, _ = send(qtbot, app, "Hello from far away")
-    assert message.state == "complete" and message.content
-    assert app.engine.supervisor.client.status()["last_generation"] == before
+    qtbot.waitUntil(lambda: "Could not list" in server.remote_status.text(), timeout=10_000)
+    status = server.remote_status.text()
+    assert "does not answer (Connection refused)" in status and "Errno" not in status
+    with qtbot.waitSignal(app.chat.replyFailed, timeout=30_000) as failed:
+        app.window.chat_page.composer.setPlainText("Anyone there?")
+        app.window.chat_page.send()
+    assert failed.args[0].startswith("The server at http://127.0.0.1:"), failed.args[0]
     server.use_remote.setChecked(False)
-    assert app.engine.remote is None
+    # Switched on with no address: nothing changes, and the page says what is missing.
+    server.remote_url.clear()
+    server.use_remote.setChecked(True)
+    assert not server.use_remote.isChecked() and app.engine.remote is None
+    assert "base URL first" in server.remote_status.text()
 
 
 def test_model_settings_apply_to_replies_and_survive_a_restart(qtbot, home) -> None:

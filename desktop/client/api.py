@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -27,21 +28,42 @@ class StreamEnd:
 
 
 def _error_from(response: httpx.Response) -> EngineError:
+    """The server's own words for a failed request, in the shapes OpenAI-compatible servers use:
+    ``{"error": {"message", "code"}}`` (OpenAI, this engine, llama.cpp), ``{"message"}`` (vLLM),
+    ``{"error": "..."}`` or ``{"detail": "..."}``; else the start of the body."""
     try:
-        error = response.json().get("error") or {}
-        message = error.get("message") or response.text
-        code = error.get("code")
-    except (ValueError, AttributeError):
-        message, code = response.text or response.reason_phrase, None
-    return EngineError(message, status=response.status_code, code=code)
+        doc = response.json()
+    except ValueError:
+        doc = None
+    message: Any = None
+    code: Any = None
+    if isinstance(doc, dict):
+        error = doc.get("error")
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+        elif isinstance(error, str):
+            message = error
+        message = message or doc.get("message") or doc.get("detail")
+    if not isinstance(message, str) or not message.strip():
+        message = response.text.strip()[:300] or response.reason_phrase
+    return EngineError(message, status=response.status_code,
+                       code=code if isinstance(code, str) else None)
+
+
+def _why(exc: httpx.TransportError) -> str:
+    """What went wrong with the connection, without the errno ("Connection refused")."""
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", str(exc)).strip()
+    return text or type(exc).__name__
 
 
 class EngineClient:
     """Talks to one engine. With a token it can also use the private control routes."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 600.0,
+                 name: str = "engine") -> None:
         # OpenAI clients are given a base URL ending in /v1; the routes here add it themselves.
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.name = name  # what messages call it: "engine", or "server" for another machine's
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers,
                                   timeout=httpx.Timeout(timeout, connect=5.0))
@@ -53,7 +75,8 @@ class EngineClient:
         try:
             response = self._http.request(method, path, json=payload)
         except httpx.TransportError as exc:
-            raise EngineError(f"The engine at {self.base_url} does not answer ({exc}).") from exc
+            raise EngineError(f"The {self.name} at {self.base_url} does not answer "
+                              f"({_why(exc)}).") from exc
         if response.status_code >= 400:
             raise _error_from(response)
         return response.json()
@@ -113,10 +136,11 @@ class EngineClient:
                             yield text
                         finish = choice.get("finish_reason") or finish
                     usage = chunk.get("usage") or usage
-                raise EngineError("The engine stopped while answering.")
+                raise EngineError(f"The {self.name} stopped while answering.")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise EngineError(f"The engine at {self.base_url} does not answer ({exc}).") from exc
+            raise EngineError(f"The {self.name} at {self.base_url} does not answer "
+                              f"({_why(exc)}).") from exc
         except httpx.TransportError as exc:
             # The connection broke mid-reply. The user needs to know that the engine went away
             # (the supervisor says why, from its exit status), not the transport's exception.
-            raise EngineError("The engine stopped while answering.") from exc
+            raise EngineError(f"The {self.name} stopped while answering.") from exc

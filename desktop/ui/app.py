@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop import __version__
+from desktop.client.api import EngineClient
 from desktop.core.chats import ChatStore, ChatStoreError
 from desktop.core.downloads import DownloadOptions
 from desktop.core.library import InstalledModel, installed_models, models_folder
@@ -130,6 +131,7 @@ class DesktopApp(QObject):
         self.models_page.load_options = lambda model_id: self.settings.model(
             model_id).load_options()
         self.models: list[InstalledModel] = []
+        self._local_model: str | None = None  # the chat's model here, while a remote is used
 
     def _add_adapters(self) -> None:
         """LoRA adapters: a page, a dock beside the chat, the chat header, and Compare."""
@@ -174,6 +176,8 @@ class DesktopApp(QObject):
         """Load another model; the conversation stays as it is."""
         self.chat.model = model_id
         self._use_model_settings(model_id)
+        if self.engine.remote is not None:
+            return  # the server elsewhere has it loaded; nothing to load here
         self.engine.load_model(model_id, self.settings.model(model_id).load_options(),
                                on_done=lambda _: self.engine.refresh_status(),
                                on_error=lambda exc: self.window.banner.show_message(
@@ -182,11 +186,15 @@ class DesktopApp(QObject):
     def _library_changed(self, found: list[InstalledModel]) -> None:
         """A download, import or removal changed the library: the pickers follow."""
         self.models = found
-        self.window.chat_page.set_models([(m.id, m.name) for m in found], self.chat.model)
+        if self.engine.remote is None:  # else the chat's picker lists the remote models
+            self.window.chat_page.set_models([(m.id, m.name) for m in found], self.chat.model)
         self.settings_page.set_models(found)
 
     def _model_loaded(self, model_id: str) -> None:
         """A model was loaded from the Models page: the chat uses it from now on."""
+        if self.engine.remote is not None:
+            self._local_model = model_id  # once chats come back to this computer
+            return
         self.chat.model = model_id
         self._use_model_settings(model_id)
         self.window.chat_page.set_models([(m.id, m.name) for m in self.models], model_id)
@@ -210,7 +218,7 @@ class DesktopApp(QObject):
             save_settings(current)
 
         self.workers.submit(save, serial=True)
-        if reload:
+        if reload and self.engine.remote is None:
             self.engine.load_model(model_id, settings.load_options(),
                                    on_done=lambda _: self.engine.refresh_status(),
                                    on_error=lambda exc: self.window.banner.show_message(
@@ -237,8 +245,57 @@ class DesktopApp(QObject):
 
         self.workers.submit(save, serial=True)
 
+    # -- a server elsewhere ------------------------------------------------------------------------
     def _remote(self, url: str | None, key: str | None) -> None:
+        """Send chats to another OpenAI-compatible server, or back to this computer's engine.
+
+        The model picker lists what that server serves (a vLLM server only answers for the
+        names it was started with), and goes back to the installed models afterwards.
+        """
+        was_remote = self.engine.remote is not None
         self.engine.set_remote(url, key)
+        client = self.engine.remote
+        if client is None:
+            self.server_page.show_remote_status("")
+            if was_remote:
+                self.chat.model = self._local_model
+                self.window.chat_page.set_models([(m.id, m.name) for m in self.models],
+                                                 self._local_model)
+                if self._local_model is not None:
+                    self._use_model_settings(self._local_model)
+            return
+        if not was_remote:
+            self._local_model = self.chat.model
+        self.server_page.show_remote_status(f"Asking {client.base_url} for its models…")
+        self.workers.submit(client.models, on_done=lambda found: self._remote_models(client, found),
+                            on_error=lambda exc: self._remote_failed(client, exc))
+
+    def _remote_models(self, client: EngineClient, found: list[dict[str, Any]]) -> None:
+        if client is not self.engine.remote:
+            return  # switched again meanwhile
+        ids = [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")]
+        model = self.chat.model if self.chat.model in ids else (ids[0] if ids else None)
+        self.chat.model = model
+        self.window.chat_page.set_models([(i, f"{i} (remote)") for i in ids], model)
+        if model is not None:
+            self._use_model_settings(model)
+            count = f"{len(ids)} models" if len(ids) > 1 else "one model"
+            self.server_page.show_remote_status(
+                f"Chats go to {client.base_url}, which serves {count}; the model picker above "
+                "the chat lists them.")
+        else:
+            self.server_page.show_remote_status(
+                f"{client.base_url} answers but lists no models, so chats are sent without a "
+                "model name.")
+
+    def _remote_failed(self, client: EngineClient, exc: Exception) -> None:
+        if client is not self.engine.remote:
+            return
+        self.window.chat_page.set_models([], None)
+        self.chat.model = None
+        self.server_page.show_remote_status(
+            f"Could not list the models of {client.base_url}: {exc} Chats go there anyway; "
+            "switch this off to chat on this computer again.")
 
     def close(self) -> None:
         self.chat.stop()

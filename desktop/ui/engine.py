@@ -95,7 +95,7 @@ class EngineController(QObject):
     def set_remote(self, base_url: str | None, api_key: str | None = None) -> None:
         if self.remote is not None:
             self.remote.close()
-        self.remote = EngineClient(base_url, api_key) if base_url else None
+        self.remote = EngineClient(base_url, api_key, name="server") if base_url else None
 
     def load_model(self, model: str, settings: dict[str, Any],
                    on_done: Callable[[Any], None] | None = None,

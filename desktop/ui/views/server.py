@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
@@ -112,6 +112,12 @@ class ServerPage(QWidget):
         remote_form.addRow("Base URL", self.remote_url)
         remote_form.addRow("API key", self.remote_key)
         remote_form.addRow(self.use_remote)
+        self.remote_status = QLabel("")
+        self.remote_status.setWordWrap(True)
+        self.remote_status.setAccessibleName("Remote server status")
+        self.remote_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.remote_status.hide()
+        remote_form.addRow(self.remote_status)
         layout.addWidget(remote)
 
         self._poll = QTimer(self, interval=2000)
@@ -193,8 +199,20 @@ class ServerPage(QWidget):
         client = self.engine.supervisor.client
         self.engine.workers.submit(client.request_log, on_done=self.log_model.set_requests)
 
+    def show_remote_status(self, text: str) -> None:
+        """Whether the server elsewhere answers, and with which models."""
+        self.remote_status.setText(text)
+        self.remote_status.setVisible(bool(text))
+
     def _remote(self, on: bool) -> None:
         url = self.remote_url.text().strip()
+        if on and not url:
+            self.use_remote.blockSignals(True)
+            self.use_remote.setChecked(False)
+            self.use_remote.blockSignals(False)
+            self.show_remote_status("Enter the server's base URL first, for example "
+                                    "http://bigmachine:8000/v1.")
+            return
         if on and url:
             self.remoteChanged.emit(url, self.remote_key.text().strip() or None)
         else:
