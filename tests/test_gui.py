@@ -376,6 +376,36 @@ def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, starter, tmp
     assert "base URL first" in server.remote_status.text()
 
 
+def test_a_model_that_fails_to_load_leaves_the_chat_on_the_one_it_had(qtbot, app, home,
+                                                                        starter) -> None:
+    import gguf
+
+    models = home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "half-downloaded.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    # A header NoMoat accepts, with a tensor llama.cpp refuses: its two sides swapped.
+    bent = models / "bent.gguf"
+    shutil.copyfile(starter, bent)
+    reader = gguf.GGUFReader(bent, "r+")
+    embeddings = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    embeddings.field.parts[3][:] = embeddings.field.parts[3][::-1].copy()
+    del reader
+    picker = app.window.chat_page.model_picker
+    app.models_page.refresh_library()
+    qtbot.waitUntil(lambda: picker.findData("bent") >= 0, timeout=10_000)
+    assert picker.findData("half-downloaded") < 0  # cannot be loaded: not offered
+    picker.setCurrentIndex(picker.findData("bent"))
+    picker.activated.emit(picker.findData("bent"))
+    qtbot.waitUntil(lambda: "Could not load bent" in app.window.banner.text.text(),
+                    timeout=60_000)
+    assert "wrong shape" in app.window.banner.text.text()
+    assert "The chat goes on with smollm2-135m-instruct." in app.window.banner.text.text()
+    assert app.chat.model == "smollm2-135m-instruct"
+    assert picker.currentData() == "smollm2-135m-instruct"
+    message, _ = send(qtbot, app, "Are you still there?")
+    assert message.state == "complete" and message.model_id == "smollm2-135m-instruct"
+
+
 def test_model_settings_apply_to_replies_and_survive_a_restart(qtbot, home) -> None:
     first = open_app(qtbot, home)
     try:

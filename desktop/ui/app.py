@@ -165,29 +165,46 @@ class DesktopApp(QObject):
         default = self.settings.default_model
         if default is not None and not any(m.id == default and m.loadable for m in found):
             default = None  # removed since it was chosen: fall back to the first model
-        model = wanted or default or (found[0].id if found else None)
+        model = wanted or default or next((m.id for m in found if m.loadable), None)
         self.chat.model = model
-        self.window.chat_page.set_models([(m.id, m.name) for m in found], model)
+        self.window.chat_page.set_models(self._local_choices(), model)
         if model is not None:
             self._use_model_settings(model)
         self.engine.start(model, self.settings.model(model).load_options() if model else None)
 
+    def _local_choices(self) -> list[tuple[str, str]]:
+        """The chat's model picker: installed models that can be loaded."""
+        return [(m.id, m.name) for m in self.models if m.loadable]
+
     def choose_model(self, model_id: str) -> None:
         """Load another model; the conversation stays as it is."""
+        previous = self.chat.model
         self.chat.model = model_id
         self._use_model_settings(model_id)
         if self.engine.remote is not None:
             return  # the server elsewhere has it loaded; nothing to load here
         self.engine.load_model(model_id, self.settings.model(model_id).load_options(),
                                on_done=lambda _: self.engine.refresh_status(),
-                               on_error=lambda exc: self.window.banner.show_message(
-                                   f"Could not load {model_id}: {exc}", can_restart=False))
+                               on_error=lambda exc: self._load_failed(model_id, previous, exc))
+
+    def _load_failed(self, model_id: str, previous: str | None, exc: Exception) -> None:
+        """Say why, and let the chat go on with the model it had (the engine loads it again
+        for the next reply)."""
+        goes_on = f" The chat goes on with {previous}." if previous else ""
+        self.window.banner.show_message(f"Could not load {model_id}: {exc}{goes_on}",
+                                        can_restart=False)
+        if self.chat.model == model_id and self.engine.remote is None:
+            self.chat.model = previous
+            self.window.chat_page.set_models(self._local_choices(), previous)
+            if previous is not None:
+                self._use_model_settings(previous)
+        self.engine.refresh_status()
 
     def _library_changed(self, found: list[InstalledModel]) -> None:
         """A download, import or removal changed the library: the pickers follow."""
         self.models = found
         if self.engine.remote is None:  # else the chat's picker lists the remote models
-            self.window.chat_page.set_models([(m.id, m.name) for m in found], self.chat.model)
+            self.window.chat_page.set_models(self._local_choices(), self.chat.model)
         self.settings_page.set_models(found)
 
     def _model_loaded(self, model_id: str) -> None:
@@ -197,7 +214,7 @@ class DesktopApp(QObject):
             return
         self.chat.model = model_id
         self._use_model_settings(model_id)
-        self.window.chat_page.set_models([(m.id, m.name) for m in self.models], model_id)
+        self.window.chat_page.set_models(self._local_choices(), model_id)
         self.engine.refresh_status()
 
     def _use_model_settings(self, model_id: str) -> None:
@@ -259,8 +276,7 @@ class DesktopApp(QObject):
             self.server_page.show_remote_status("")
             if was_remote:
                 self.chat.model = self._local_model
-                self.window.chat_page.set_models([(m.id, m.name) for m in self.models],
-                                                 self._local_model)
+                self.window.chat_page.set_models(self._local_choices(), self._local_model)
                 if self._local_model is not None:
                     self._use_model_settings(self._local_model)
             return
