@@ -97,6 +97,13 @@ def test_an_adapter_added_in_the_panel_changes_the_next_reply(qtbot, app, tmp_pa
     header = app.window.chat_page.adapters_label
     assert header.toolTip() == "Adapters: pirate 1" and not header.isHidden()
     assert header.text() == header.toolTip()  # short enough to show whole
+    # Replies from a server elsewhere do not get this computer's adapters: the header says none.
+    server = app.window.pages["Server"]
+    server.remote_url.setText("http://127.0.0.1:9/v1")
+    server.use_remote.setChecked(True)
+    assert header.isHidden()
+    server.use_remote.setChecked(False)
+    assert header.toolTip() == "Adapters: pirate 1" and not header.isHidden()
 
     on = reply(qtbot, app)
     assert on != base

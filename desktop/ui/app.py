@@ -143,9 +143,14 @@ class DesktopApp(QObject):
         self.window.add_page("Adapters", self.adapters_page)
         self.adapters_panel = AdaptersPanel(self.adapters, compact=True)
         self.adapters_dock = self.window.add_dock("Adapters", self.adapters_panel)
-        self.adapters.summaryChanged.connect(self.window.chat_page.set_adapters_text)
+        self.adapters.summaryChanged.connect(self._show_adapters)
         self.compare_page = ComparePage(self.engine, self.chat, self.adapters, self.workers)
         self.window.add_page("Compare", self.compare_page)
+
+    def _show_adapters(self, summary: str) -> None:
+        """The adapters the chat's replies come with: none while a server elsewhere answers."""
+        self.window.chat_page.set_adapters_text("" if self.engine.remote is not None
+                                                else summary)
 
     def start(self, model: str | None = None) -> None:
         """Show the window now; start the engine and read the model list in the background."""
@@ -187,6 +192,14 @@ class DesktopApp(QObject):
                                on_done=lambda _: self.engine.refresh_status(),
                                on_error=lambda exc: self._load_failed(model_id, previous, exc))
 
+    def _switch_chat_model(self, model: str | None, choices: list[tuple[str, str]]) -> None:
+        """Offer *choices* in the chat's picker and chat with *model*, with its settings."""
+        changed = model != self.chat.model
+        self.chat.model = model
+        self.window.chat_page.set_models(choices, model)
+        if changed and model is not None:
+            self._use_model_settings(model)
+
     def _load_failed(self, model_id: str, previous: str | None, exc: Exception) -> None:
         """Say why, and let the chat go on with the model it had (the engine loads it again
         for the next reply)."""
@@ -194,10 +207,7 @@ class DesktopApp(QObject):
         self.window.banner.show_message(f"Could not load {model_id}: {exc}{goes_on}",
                                         can_restart=False)
         if self.chat.model == model_id and self.engine.remote is None:
-            self.chat.model = previous
-            self.window.chat_page.set_models(self._local_choices(), previous)
-            if previous is not None:
-                self._use_model_settings(previous)
+            self._switch_chat_model(previous, self._local_choices())
         self.engine.refresh_status()
 
     def _library_changed(self, found: list[InstalledModel]) -> None:
@@ -272,13 +282,11 @@ class DesktopApp(QObject):
         was_remote = self.engine.remote is not None
         self.engine.set_remote(url, key)
         client = self.engine.remote
+        self._show_adapters(self.adapters.summary())
         if client is None:
             self.server_page.show_remote_status("")
             if was_remote:
-                self.chat.model = self._local_model
-                self.window.chat_page.set_models(self._local_choices(), self._local_model)
-                if self._local_model is not None:
-                    self._use_model_settings(self._local_model)
+                self._switch_chat_model(self._local_model, self._local_choices())
             return
         if not was_remote:
             self._local_model = self.chat.model
@@ -291,10 +299,8 @@ class DesktopApp(QObject):
             return  # switched again meanwhile
         ids = [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")]
         model = self.chat.model if self.chat.model in ids else (ids[0] if ids else None)
-        self.chat.model = model
-        self.window.chat_page.set_models([(i, f"{i} (remote)") for i in ids], model)
+        self._switch_chat_model(model, [(i, f"{i} (remote)") for i in ids])
         if model is not None:
-            self._use_model_settings(model)
             count = f"{len(ids)} models" if len(ids) > 1 else "one model"
             self.server_page.show_remote_status(
                 f"Chats go to {client.base_url}, which serves {count}; the model picker above "
@@ -307,8 +313,7 @@ class DesktopApp(QObject):
     def _remote_failed(self, client: EngineClient, exc: Exception) -> None:
         if client is not self.engine.remote:
             return
-        self.window.chat_page.set_models([], None)
-        self.chat.model = None
+        self._switch_chat_model(None, [])
         self.server_page.show_remote_status(
             f"Could not list the models of {client.base_url}: {exc} Chats go there anyway; "
             "switch this off to chat on this computer again.")
