@@ -150,6 +150,41 @@ def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
     assert reply.text == finished.args[0].content == "".join(pieces)
 
 
+def test_another_chat_can_be_read_while_a_reply_is_written(qtbot, app) -> None:
+    first, _ = send(qtbot, app, "Say hello.")
+    app.chat.new_conversation()
+    app.chat.sampling = {"max_tokens": 300, "temperature": 0.0}
+    page = app.window.chat_page
+    pieces: list[str] = []
+    app.chat.replyText.connect(pieces.append)
+    page.composer.setPlainText("Write a long essay about the history of bread.")
+    qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.reply is not None and page.reply.text != "", timeout=60_000)
+    writing = app.chat.turn.conversation_id
+    with qtbot.waitSignal(app.chat.conversationOpened, timeout=10_000):
+        app.chat.open_conversation(first.conversation_id)
+    assert page.state()["messages"] == [("user", "Say hello."), ("assistant", first.content)]
+    assert page.reply is None and app.chat.busy
+    assert "still being written in another chat" in page.notice.text()
+    assert not any(w.action_button.isEnabled() for w in page.messages)  # one reply at a time
+    assert not app.chat.delete(writing)  # not while its reply is written
+    count = len(pieces)
+    qtbot.waitUntil(lambda: len(pieces) >= count + 3, timeout=60_000)  # it goes on meanwhile
+    with qtbot.waitSignal(app.chat.conversationOpened, timeout=10_000):
+        app.chat.open_conversation(writing)
+    assert page.reply is not None and page.reply.text == "".join(pieces)  # all of it, live
+    assert not page.notice.isVisible()
+    with qtbot.waitSignal(app.chat.replyFinished, timeout=120_000) as finished:
+        pass
+    app.chat.replyText.disconnect(pieces.append)
+    assert finished.args[0].content == "".join(pieces)
+    assert page.state()["messages"][-1] == ("assistant", finished.args[0].content)
+    assert all(w.action_button.isEnabled() for w in page.messages)
+    assert app.store.conversation(writing).id == writing
+    assert app.chat.delete(writing)  # done: now it can go
+    qtbot.waitUntil(lambda: page.state()["messages"] == [], timeout=10_000)
+
+
 def test_shift_enter_is_a_new_line(qtbot, app) -> None:
     composer = app.window.chat_page.composer
     qtbot.keyClicks(composer, "line one")

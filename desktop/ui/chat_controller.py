@@ -39,6 +39,8 @@ class Turn:
     sampling: dict[str, Any] = field(default_factory=dict)
     adapter_preset: str | None = None  # the LoRA preset in use, remembered by the conversation
     cancelled: threading.Event = field(default_factory=threading.Event)
+    reply_id: int | None = None  # the reply's row, once the worker has begun it
+    taken: str = ""  # all the text the GUI has taken so far (GUI thread only)
     _pieces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,6 +52,7 @@ class Turn:
         with self._lock:
             text = "".join(self._pieces)
             self._pieces.clear()
+        self.taken += text
         return text
 
 
@@ -99,15 +102,14 @@ class ChatController(QObject):
 
     # -- conversations ---------------------------------------------------------------------------
     def new_conversation(self) -> None:
-        """Show an empty chat; the conversation is written when its first message is sent."""
-        if self.busy:
-            return
+        """Show an empty chat; the conversation is written when its first message is sent.
+
+        A reply being written goes on meanwhile (one at a time: sending waits for it)."""
         self.conversation = None
         self.conversationOpened.emit(None, [])
 
     def open_conversation(self, conversation_id: int) -> None:
-        if self.busy:
-            return
+        """Show another conversation; a reply being written goes on and is saved as before."""
 
         def load() -> tuple[Conversation, list[Message]]:
             return (self.store.conversation(conversation_id),
@@ -123,13 +125,15 @@ class ChatController(QObject):
         self.workers.submit(self.store.rename, conversation_id, title,
                             on_done=lambda _: self.conversationsChanged.emit(), serial=True)
 
-    def delete(self, conversation_id: int) -> None:
+    def delete(self, conversation_id: int) -> bool:
+        """Delete a conversation; False for the one a reply is being written in (stop it first)."""
+        if self.turn is not None and self.turn.conversation_id == conversation_id:
+            return False
         if self.conversation is not None and self.conversation.id == conversation_id:
-            if self.busy:
-                return
             self.new_conversation()
         self.workers.submit(self.store.delete, conversation_id,
                             on_done=lambda _: self.conversationsChanged.emit(), serial=True)
+        return True
 
     def set_system_prompt(self, text: str) -> None:
         if self.conversation is None:
@@ -200,6 +204,7 @@ class ChatController(QObject):
             history = [m.as_chat() for m in store.messages(cid)
                        if m.role != "system" and (m.content or m.role == "user")]
             reply = store.begin_reply(cid, turn.model, turn.sampling)
+            turn.reply_id = reply.id
             signals.ready.emit(conversation, store.messages(cid))
             writer = ReplyWriter(store, reply.id)
             system = ([{"role": "system", "content": conversation.system_prompt}]

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
                                QVBoxLayout, QWidget)
 
 from desktop.core.chats import Conversation, Message
-from desktop.ui.chat_controller import ChatController
+from desktop.ui.chat_controller import ChatController, Turn
 from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.views.message import MessageWidget
 from desktop.ui.views.model_settings import ModelSettingsPanel
@@ -187,7 +187,24 @@ class ChatPage(QWidget):
         self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
         self.system_prompt.blockSignals(False)
         self._add_all(messages)
+        turn = self.chat.turn
+        if turn is not None and conversation is not None \
+                and turn.conversation_id == conversation.id:
+            self._follow_reply(turn)
+        elif turn is not None:
+            self.notice.setText("A reply is still being written in another chat. You can send "
+                                "here when it is done, or stop it (Esc).")
+            self.notice.show()
         self.composer.setFocus()
+
+    def _follow_reply(self, turn: Turn) -> None:
+        """Back in the conversation whose reply is being written: show it live again, with
+        everything it has said so far (the saved copy may be up to a second behind)."""
+        self.reply = next((w for w in self.messages if w.message_id == turn.reply_id), None)
+        self._held.clear()
+        if self.reply is not None:
+            self.reply.set_text(turn.taken)
+            self._at_bottom = True
 
     def _clear(self) -> None:
         for widget in self.messages:
@@ -216,6 +233,7 @@ class ChatPage(QWidget):
         widget.regenerateRequested.connect(self.chat.regenerate)
         self.list_layout.insertWidget(self.list_layout.count() - 1, widget)
         self.messages.append(widget)
+        widget.set_actions_enabled(not self.chat.busy)
 
     # -- sending ---------------------------------------------------------------------------------
     def send(self) -> None:
@@ -277,6 +295,8 @@ class ChatPage(QWidget):
         for widget in self.messages:
             widget.set_actions_enabled(not busy)
         if not busy:
+            if self.notice.text().startswith("A reply is still being written"):
+                self.notice.hide()
             self.composer.setFocus()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name

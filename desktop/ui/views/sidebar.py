@@ -92,5 +92,7 @@ class Sidebar(QWidget):
     def delete(self, conversation_id: int, title: str) -> None:
         answer = QMessageBox.question(self, "Delete chat",
                                       f"Delete “{title}” and all its messages?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.chat.delete(conversation_id)
+        if answer == QMessageBox.StandardButton.Yes and not self.chat.delete(conversation_id):
+            QMessageBox.information(self, "Delete chat", f"A reply is still being written in "
+                                    f"“{title}”. Stop it (Esc) or let it finish, then delete "
+                                    "the chat.")
