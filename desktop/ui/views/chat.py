@@ -16,6 +16,9 @@ from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.views.message import MessageWidget
 from desktop.ui.views.model_settings import ModelSettingsPanel
 
+WRITING_ELSEWHERE = ("A reply is still being written in another chat. You can send here when "
+                     "it is done, or stop it (Esc).")
+
 
 class Composer(QPlainTextEdit):
     """The message box: Enter sends, Shift+Enter starts a new line."""
@@ -192,8 +195,7 @@ class ChatPage(QWidget):
                 and turn.conversation_id == conversation.id:
             self._follow_reply(turn)
         elif turn is not None:
-            self.notice.setText("A reply is still being written in another chat. You can send "
-                                "here when it is done, or stop it (Esc).")
+            self.notice.setText(WRITING_ELSEWHERE)
             self.notice.show()
         self.composer.setFocus()
 
@@ -295,7 +297,7 @@ class ChatPage(QWidget):
         for widget in self.messages:
             widget.set_actions_enabled(not busy)
         if not busy:
-            if self.notice.text().startswith("A reply is still being written"):
+            if self.notice.text() == WRITING_ELSEWHERE:
                 self.notice.hide()
             self.composer.setFocus()
 
