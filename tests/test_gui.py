@@ -125,7 +125,7 @@ def test_a_long_reply_keeps_its_end_in_view_without_repainting_what_is_shown(qtb
 def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
     # While another page is shown or the window is minimized the streaming reply is not laid
     # out; what it said in the meantime is there as soon as the chat is seen again.
-    app.chat.sampling = {"max_tokens": 200, "temperature": 0.0}
+    app.chat.sampling = {"max_tokens": 300, "temperature": 0.0}
     page = app.window.chat_page
     pieces: list[str] = []
     app.chat.replyText.connect(pieces.append)
@@ -144,6 +144,15 @@ def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
         show()
         assert page.isVisible() and not app.window.isMinimized()
         assert reply.text == "".join(pieces)  # all of it, at once
+    # Restored from minimized onto another page: still nothing to show it on.
+    app.window.show_page("Models")
+    app.window.showMinimized()
+    seen, count = reply.text, len(pieces)
+    qtbot.waitUntil(lambda: len(pieces) >= count + 3, timeout=60_000)
+    app.window.showNormal()
+    assert reply.text == seen
+    app.window.show_page("Chat")
+    assert reply.text == "".join(pieces)
     with qtbot.waitSignal(app.chat.replyFinished, timeout=120_000) as finished:
         pass
     app.chat.replyText.disconnect(pieces.append)

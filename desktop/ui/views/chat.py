@@ -258,17 +258,18 @@ class ChatPage(QWidget):
         another page is shown or the window is minimized the text waits here, and it is shown
         at once when the chat is seen again.
         """
-        if self.reply is None:
-            return
-        self._held.append(text)
-        if self.isVisible() and not self.window().isMinimized():
+        if self.reply is not None:
+            self._held.append(text)
             self.show_held()
 
     def show_held(self) -> None:
-        if self.reply is not None and self._held:
-            text = "".join(self._held)
-            self._held.clear()
-            self.reply.append(text)
+        """Show the reply's text that waited, if the chat can be seen now."""
+        if (self.reply is None or not self._held or not self.isVisible()
+                or self.window().isMinimized()):
+            return
+        text = "".join(self._held)
+        self._held.clear()
+        self.reply.append(text)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
