@@ -213,7 +213,7 @@ class ServerPage(QWidget):
             self.show_remote_status("Enter the server's base URL first, for example "
                                     "http://bigmachine:8000/v1.")
             return
-        if on and url:
+        if on:
             self.remoteChanged.emit(url, self.remote_key.text().strip() or None)
         else:
             self.remoteChanged.emit(None, None)
