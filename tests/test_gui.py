@@ -122,9 +122,9 @@ def test_a_long_reply_keeps_its_end_in_view_without_repainting_what_is_shown(qtb
     assert len(page_paints) < len(scrolls) / 4, (len(page_paints), len(scrolls))
 
 
-def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
-    # While another page is shown or the window is minimized the streaming reply is not laid
-    # out; what it said in the meantime is there as soon as the chat is seen again.
+def start_long_reply(qtbot, app) -> list[str]:  # type: ignore[no-untyped-def]
+    """Send for a reply of a few hundred tokens; return the list its streamed pieces go to,
+    once the first of them is shown."""
     app.chat.sampling = {"max_tokens": 300, "temperature": 0.0}
     page = app.window.chat_page
     pieces: list[str] = []
@@ -132,6 +132,14 @@ def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
     page.composer.setPlainText("Write a long essay about the history of bread.")
     qtbot.keyClick(page.composer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: page.reply is not None and page.reply.text != "", timeout=60_000)
+    return pieces
+
+
+def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
+    # While another page is shown or the window is minimized the streaming reply is not laid
+    # out; what it said in the meantime is there as soon as the chat is seen again.
+    page = app.window.chat_page
+    pieces = start_long_reply(qtbot, app)
     reply = page.reply
     for hide, show in ((lambda: app.window.show_page("Models"),
                         lambda: app.window.show_page("Chat")),
@@ -162,13 +170,8 @@ def test_a_reply_waits_while_the_chat_cannot_be_seen(qtbot, app) -> None:
 def test_another_chat_can_be_read_while_a_reply_is_written(qtbot, app) -> None:
     first, _ = send(qtbot, app, "Say hello.")
     app.chat.new_conversation()
-    app.chat.sampling = {"max_tokens": 300, "temperature": 0.0}
     page = app.window.chat_page
-    pieces: list[str] = []
-    app.chat.replyText.connect(pieces.append)
-    page.composer.setPlainText("Write a long essay about the history of bread.")
-    qtbot.keyClick(page.composer, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: page.reply is not None and page.reply.text != "", timeout=60_000)
+    pieces = start_long_reply(qtbot, app)
     writing = app.chat.turn.conversation_id
     with qtbot.waitSignal(app.chat.conversationOpened, timeout=10_000):
         app.chat.open_conversation(first.conversation_id)
