@@ -117,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_home(args.data_dir)
     if args.command is None:
         args = _parser().parse_args([*argv, "app"])
+    if args.command != "app":  # the window does this itself, to show what happened
+        from desktop.core.datafolder import open_data_folder
+
+        for message in open_data_folder():
+            print(f"nomoat: {message}", file=sys.stderr)
     from desktop.client.api import EngineError
     from desktop.terminal import CommandError
 

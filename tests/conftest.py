@@ -26,6 +26,7 @@ _SCREEN.write_text('{"screens": [{"name": "laptop", "x": 0, "y": 0, "width": 160
                    '"height": 900, "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}')
 os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={_SCREEN}")
 os.environ.pop("NOMOAT_ENGINE_VERBOSE", None)
+os.environ.pop("NOMOAT_DATA", None)  # the data folder is NOMOAT_HOME's in every test
 
 from desktop.client.process import EngineSupervisor  # noqa: E402
 from desktop.core.library import starter_model_path  # noqa: E402

@@ -12,9 +12,11 @@ from conftest import free_port
 from hubserver import HubServer
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QPushButton
+from test_gui import send
 from test_gui_models import TOKEN, catalog_url, open_app, publish
 
+from desktop.core.chats import DATABASE_NAME, ChatStore
 from desktop.core.library import STARTER_ID
 from desktop.core.settings import load_settings, settings_path
 
@@ -136,3 +138,65 @@ def test_refresh_catalog_fetches_it_and_says_what_happened(qtbot, home, starter)
                             timeout=5_000)
         finally:
             app.close()
+
+
+def test_the_data_folder_moves_at_the_next_start_with_every_conversation(
+        qtbot, home, tmp_path, starter, monkeypatch) -> None:
+    monkeypatch.setenv("NOMOAT_DATA", "unset")  # what the app sets is undone after the test
+    monkeypatch.delenv("NOMOAT_DATA")
+    (home / "models").mkdir(parents=True)
+    os.link(starter, home / "models" / "far-bread.gguf")
+    disk = tmp_path / "disk"
+    (disk / "photos").mkdir(parents=True)  # a folder with other files: NoMoat goes inside
+    target = disk / "NoMoat"
+
+    first = open_app(qtbot)
+    try:
+        first.chat.sampling = {"max_tokens": 8, "temperature": 0.0}
+        before, _ = send(qtbot, first, "Before the move")
+        page = first.settings_page
+        assert page.data_folder.text() == str(home) and page.data_move.isHidden()
+        page.move_data_folder("elsewhere")
+        assert "whole path" in page.errors["data_dir"].text()
+        page.move_data_folder(str(home))
+        assert "already keeps its data" in page.errors["data_dir"].text()
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_: str(disk))
+        move = next(b for b in page.findChildren(QPushButton)
+                    if b.accessibleName() == "Move the data folder")
+        move.click()
+        assert page.errors["data_dir"].isHidden() and not page.data_move.isHidden()
+        assert f"copy your conversations and adapters to {target}" in page.data_move.text()
+        assert f"they stay in {home / 'models'}" in page.data_move.text()
+        page.cancel_move.click()
+        assert page.data_move.isHidden()
+        move.click()
+        # Until NoMoat starts again, everything goes on in the old folder, and moves with it.
+        first.chat.new_conversation()
+        after, _ = send(qtbot, first, "After choosing")
+        qtbot.waitUntil(lambda: load_settings().data_dir == str(target), timeout=5_000)
+    finally:
+        first.close()
+    assert not target.exists()
+
+    second = open_app(qtbot)
+    try:
+        banner = second.window.banner
+        assert not banner.isHidden()
+        assert f"now keeps your conversations and adapters in {target}" in banner.text.text()
+        assert second.settings_page.data_folder.text() == str(target)
+        assert second.settings_page.data_move.isHidden()
+        assert second.settings_page.models_dir.text() == str(home / "models")
+        qtbot.waitUntil(lambda: any(m.id == "far-bread" for m in second.models), timeout=10_000)
+        assert [m.content for m in second.store.messages(before.conversation_id)] == [
+            "Before the move", before.content]
+        assert [m.content for m in second.store.messages(after.conversation_id)] == [
+            "After choosing", after.content]
+        second.chat.sampling = {"max_tokens": 8, "temperature": 0.0}
+        second.chat.new_conversation()
+        send(qtbot, second, "In the new folder")
+    finally:
+        second.close()
+    with ChatStore(target / "chats" / DATABASE_NAME) as moved:
+        assert len(moved.list_conversations()) == 3
+    with ChatStore(home / "chats" / DATABASE_NAME) as old:  # left as it was
+        assert len(old.list_conversations()) == 2

@@ -72,6 +72,8 @@ class Settings:
     hub_token: str | None = None  # None: HF_TOKEN, else the huggingface login
     download_concurrency: int = 2
     models_dir: str | None = None  # None: the models folder of the data directory
+    data_dir: str | None = None  # None: the default data folder (see desktop.core.datafolder)
+    data_dir_from: str | None = None  # set while a move of the data folder waits for a start
     server_port: int = 4891
     server_api_key: str | None = None
     server_lan: bool = False
@@ -184,6 +186,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "hub_token": _text(),
     "download_concurrency": _int(1, 16),
     "models_dir": _text(),
+    "data_dir": _text(),
+    "data_dir_from": _text(),
     "server_port": _int(1, 65535),
     "server_api_key": _text(),
     "server_lan": _bool,

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from desktop import __version__
 from desktop.client.api import EngineClient
 from desktop.core.chats import ChatStore, ChatStoreError
+from desktop.core.datafolder import open_data_folder
 from desktop.core.downloads import DownloadOptions
 from desktop.core.library import InstalledModel, installed_models, models_folder
 from desktop.core.paths import get_paths
@@ -91,6 +92,8 @@ class DesktopApp(QObject):
     def __init__(self, app: QApplication, theme: str | None = None) -> None:
         super().__init__()
         self.app = app
+        # Before anything opens a file in the data folder: a move chosen last time is done now.
+        self._start_notes = open_data_folder()
         paths = get_paths().ensure()
         self.settings = load_settings()
         dark = apply_theme(app, theme or self.settings.theme)
@@ -157,10 +160,12 @@ class DesktopApp(QObject):
         self.window.show()
         self.window.sidebar.refresh()
         self.adapters.refresh()
+        notes = list(self._start_notes)
         if self.store.recovered:
-            self.window.banner.show_message(
-                f"{self.store.recovered} reply was cut off when NoMoat last closed "
-                "unexpectedly; what had arrived is kept.", can_restart=False)
+            notes.append(f"{self.store.recovered} reply was cut off when NoMoat last closed "
+                         "unexpectedly; what had arrived is kept.")
+        if notes:
+            self.window.banner.show_message(" ".join(notes), can_restart=False)
         self.workers.submit(installed_models, on_done=lambda found: self._models(found, model))
 
     def _models(self, found: list[InstalledModel], wanted: str | None) -> None:

@@ -30,8 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core import datafolder
 from desktop.core.catalog import Catalog, load_catalog
-from desktop.core.library import InstalledModel
+from desktop.core.datafolder import DataFolderError
+from desktop.core.library import InstalledModel, models_folder
 from desktop.core.paths import get_paths
 from desktop.core.settings import THEMES, Settings, load_settings, save_settings
 from desktop.ui.workers import Workers
@@ -126,17 +128,28 @@ class SettingsPage(QWidget):
 
         folders = QGroupBox("Folders")
         form = QFormLayout(folders)
-        self.data_folder = QLabel(str(get_paths().models.parent))
+        row = QHBoxLayout()
+        self.data_folder = QLabel(str(get_paths().data))
         self.data_folder.setAccessibleName("Data folder")
         self.data_folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.data_folder.setWordWrap(True)
-        form.addRow("Data folder", self.data_folder)
-        note = QLabel(f"Conversations and models live here, settings in "
-                      f"{get_paths().settings}. To keep them elsewhere, start NoMoat with "
-                      "--data-dir FOLDER (or set NOMOAT_HOME); that takes effect the next time "
-                      "NoMoat starts.")
-        note.setWordWrap(True)
-        form.addRow(note)
+        row.addWidget(self.data_folder, 1)
+        move = QPushButton("Move…")
+        move.setAccessibleName("Move the data folder")
+        move.clicked.connect(lambda: self._choose_data_folder())
+        row.addWidget(move)
+        self.cancel_move = QPushButton("Cancel the move")
+        self.cancel_move.clicked.connect(self.cancel_data_move)
+        row.addWidget(self.cancel_move)
+        form.addRow("Data folder", self._with_error("data_dir", row, (
+            "Conversations and adapters are kept here, and models unless the Models folder "
+            f"below says otherwise; settings are in {get_paths().settings}.")))
+        self.data_move = QLabel("")
+        self.data_move.setWordWrap(True)
+        self.data_move.setObjectName("chatNotice")
+        self.data_move.setAccessibleName("Data folder move")
+        form.addRow(self.data_move)
+        self._show_data_move()
         row = QHBoxLayout()
         self.models_dir = QLineEdit(settings.models_dir or "")
         self.models_dir.setAccessibleName("Models folder")
@@ -277,6 +290,47 @@ class SettingsPage(QWidget):
         if folder:
             self.models_dir.setText(folder)
             self._models_dir()
+
+    def _choose_data_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Move the data folder to",
+                                                  str(Path.home()))
+        if folder:
+            self.move_data_folder(folder)
+
+    def move_data_folder(self, folder: str) -> None:
+        """Move the data to *folder* at the next start, or say why it cannot go there."""
+        try:
+            plan = datafolder.plan_move(folder)
+        except DataFolderError as exc:
+            self._check("data_dir", str(exc))
+            return
+        self._check("data_dir", None)
+        datafolder.choose(self.settings, plan)
+        self._save("data_dir", self.settings.data_dir)
+        self._save("data_dir_from", self.settings.data_dir_from)
+        self._show_data_move()
+
+    def cancel_data_move(self) -> None:
+        datafolder.cancel(self.settings)
+        self._save("data_dir", self.settings.data_dir)
+        self._save("data_dir_from", self.settings.data_dir_from)
+        self._show_data_move()
+
+    def _show_data_move(self) -> None:
+        target = datafolder.pending(self.settings)
+        if target is None:
+            self.data_move.setText("")
+        elif datafolder.is_data_folder(target):
+            self.data_move.setText(
+                f"When NoMoat next starts it will use the conversations and adapters already in "
+                f"{target}. Those in this folder stay here.")
+        else:
+            self.data_move.setText(
+                f"When NoMoat next starts it will copy your conversations and adapters to "
+                f"{target} and keep them there. This folder is left as it was. Models are not "
+                f"moved: they stay in {models_folder(self.settings)}.")
+        self.data_move.setVisible(target is not None)
+        self.cancel_move.setVisible(target is not None)
 
     def _hub(self) -> None:
         endpoint = self.hub_endpoint.text().strip()
