@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -165,3 +166,18 @@ def test_a_move_can_be_called_off_before_the_next_start(home, tmp_path) -> None:
     assert datafolder.pending(load_settings()) is None
     assert open_data_folder() == []
     assert get_paths().data == home and not (tmp_path / "target").exists()
+
+
+def test_a_data_folder_that_is_gone_is_not_made_again(home, tmp_path) -> None:
+    fill(home).close()
+    unplugged = tmp_path / "usb disk" / "NoMoat"
+    move_to(unplugged)
+    open_data_folder()
+    assert get_paths().data == unplugged
+    os.environ.pop(ENV_DATA)
+    shutil.rmtree(tmp_path / "usb disk")  # the disk is not connected at the next start
+    (message,) = open_data_folder()
+    assert f"The data folder {unplugged} cannot be found" in message
+    assert f"NoMoat uses {home}" in message
+    assert get_paths().data == home and not unplugged.exists()
+    assert load_settings().data_dir == str(unplugged)  # used again once it is back

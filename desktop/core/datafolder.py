@@ -165,8 +165,14 @@ def open_data_folder() -> list[str]:
         except OSError as exc:
             messages.append(f"The settings could not be saved ({exc.strerror or exc}), so "
                             "this is done again at the next start.")
-    if settings.data_dir:
+    if settings.data_dir and Path(settings.data_dir).is_dir():
         set_data_folder(settings.data_dir)
+    elif settings.data_dir:
+        # Not made anew: it may be on a disk that is not connected, and a new empty folder
+        # in its place would look like every conversation was lost.
+        messages.append(f"The data folder {settings.data_dir} cannot be found. If it is on a "
+                        "disk that is not connected, connect it and start NoMoat again; until "
+                        f"then NoMoat uses {default_data_folder()}.")
     return messages
 
 
