@@ -200,3 +200,35 @@ def test_the_data_folder_moves_at_the_next_start_with_every_conversation(
         assert len(moved.list_conversations()) == 3
     with ChatStore(home / "chats" / DATABASE_NAME) as old:  # left as it was
         assert len(old.list_conversations()) == 2
+
+
+def keyword_colour(app: Any) -> str:
+    """The colour of `def` in the chat's first code block."""
+    [code] = app.window.chat_page.messages[-1].body.code_blocks()
+    formats = code.editor.document().firstBlock().layout().formats()
+    return next(f.format.foreground().color().name() for f in formats if f.start == 0)
+
+
+def test_the_system_theme_follows_the_system_while_the_app_runs(qtbot, home) -> None:
+    app = open_app(qtbot)
+    try:
+        with ChatStore() as store:
+            chat = store.create_conversation()
+            store.add_message(chat.id, "user", "Some code?")
+            store.add_message(chat.id, "assistant", "```python\ndef knead(dough):\n    pass\n```")
+        with qtbot.waitSignal(app.chat.conversationOpened, timeout=5_000):
+            app.chat.open_conversation(chat.id)
+        light = keyword_colour(app)
+        hints = QApplication.instance().styleHints()
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # the system turns dark
+        assert window_color() == DARK_WINDOW
+        assert keyword_colour(app) != light  # the code shown is coloured for dark too
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
+        assert window_color() != DARK_WINDOW and keyword_colour(app) == light
+
+        page = app.settings_page
+        page.theme.setCurrentIndex(page.theme.findData("light"))  # chosen: the system is ignored
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+        assert window_color() != DARK_WINDOW and keyword_colour(app) == light
+    finally:
+        app.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject, QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -30,12 +30,12 @@ from desktop.ui.views.settings import SettingsPage
 from desktop.ui.workers import Workers
 
 
-def apply_theme(app: QApplication, theme: str) -> bool:
-    """Light, dark, or the system's; returns whether the result is dark."""
+def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = None) -> bool:
+    """Light, dark, or the system's (*scheme*, else the one the system has now); returns whether
+    the result is dark."""
     app.setStyle("Fusion")
     if theme == "system":
-        scheme = app.styleHints().colorScheme()
-        dark = scheme.name == "Dark"
+        dark = (scheme or app.styleHints().colorScheme()) == Qt.ColorScheme.Dark
     else:
         dark = theme == "dark"
     palette = QPalette()
@@ -122,6 +122,7 @@ class DesktopApp(QObject):
         self.window.add_page("Server", self.server_page)
         self.settings_page = SettingsPage(self.workers, self.settings)
         self.settings_page.themeChanged.connect(self._theme)
+        app.styleHints().colorSchemeChanged.connect(self._system_scheme)
         self.settings_page.fontSizeChanged.connect(lambda size: apply_font_size(app, size))
         self.settings_page.concurrencyChanged.connect(self.downloads.set_concurrency)
         self.settings_page.hubChanged.connect(self.models_page.set_hub)
@@ -257,9 +258,14 @@ class DesktopApp(QObject):
                                        f"Could not reload {model_id}: {exc}",
                                        can_restart=False))
 
-    def _theme(self, theme: str) -> None:
-        """Switch the theme; code blocks in replies from now on take the new colours."""
-        self.window.chat_page.dark = apply_theme(self.app, theme)
+    def _theme(self, theme: str, scheme: Qt.ColorScheme | None = None) -> None:
+        """Switch the theme; the code in replies takes the new colours too."""
+        self.window.chat_page.set_dark(apply_theme(self.app, theme, scheme))
+
+    def _system_scheme(self, scheme: Qt.ColorScheme) -> None:
+        """The system went light or dark: follow it if the theme is the system's."""
+        if self.settings.theme == "system":
+            self._theme("system", scheme)
 
     def _server_options(self, options: dict[str, Any]) -> None:
         """Remember the server page's options (port, key, network, origins) for next time."""
@@ -324,6 +330,7 @@ class DesktopApp(QObject):
             "switch this off to chat on this computer again.")
 
     def close(self) -> None:
+        self.app.styleHints().colorSchemeChanged.disconnect(self._system_scheme)
         self.chat.stop()
         self.compare_page.close_page()
         self.adapters.close()

@@ -172,6 +172,12 @@ class ChatPage(QWidget):
             if index >= 0:
                 self.model_picker.setCurrentIndex(index)
 
+    def set_dark(self, dark: bool) -> None:
+        """The theme turned dark (or light): messages from now on, and those shown, follow."""
+        self.dark = dark
+        for widget in self.messages:
+            widget.set_dark(dark)
+
     def set_adapters_text(self, text: str) -> None:
         """Name the LoRA adapters that change the replies ("pirate 0.8 + sql 0.5"), or none."""
         # Elided: a long stack must not widen the window; the tooltip has all of it.

@@ -117,11 +117,23 @@ class CodeHighlighter(QSyntaxHighlighter):
 
     def __init__(self, document, dark: bool) -> None:  # type: ignore[no-untyped-def]
         super().__init__(document)
+        self.dark = dark
+        self._rules = self._make_rules(dark)
+
+    def set_dark(self, dark: bool) -> None:
+        """Colour the code for a dark (or light) background from now on, and again now."""
+        if dark != self.dark:
+            self.dark = dark
+            self._rules = self._make_rules(dark)
+            self.rehighlight()
+
+    @staticmethod
+    def _make_rules(dark: bool) -> list[tuple[re.Pattern[str], QTextCharFormat]]:
         palette = {"keyword": "#c678dd" if dark else "#a626a4",
                    "string": "#98c379" if dark else "#50a14f",
                    "number": "#d19a66" if dark else "#986801",
                    "comment": "#7f848e" if dark else "#a0a1a7"}
-        self._rules: list[tuple[re.Pattern[str], QTextCharFormat]] = []
+        rules: list[tuple[re.Pattern[str], QTextCharFormat]] = []
 
         def fmt(color: str, italic: bool = False, bold: bool = False) -> QTextCharFormat:
             form = QTextCharFormat()
@@ -131,12 +143,13 @@ class CodeHighlighter(QSyntaxHighlighter):
                 form.setFontWeight(QFont.Weight.Bold)
             return form
 
-        self._rules.append((re.compile(r"\b(" + "|".join(_KEYWORDS) + r")\b"),
-                            fmt(palette["keyword"], bold=True)))
-        self._rules.append((re.compile(r"\b\d+(\.\d+)?\b"), fmt(palette["number"])))
-        self._rules.append((re.compile(r"\"[^\"\\]*(\\.[^\"\\]*)*\"|'[^'\\]*(\\.[^'\\]*)*'"),
-                            fmt(palette["string"])))
-        self._rules.append((re.compile(r"(#|//|--).*$"), fmt(palette["comment"], italic=True)))
+        rules.append((re.compile(r"\b(" + "|".join(_KEYWORDS) + r")\b"),
+                      fmt(palette["keyword"], bold=True)))
+        rules.append((re.compile(r"\b\d+(\.\d+)?\b"), fmt(palette["number"])))
+        rules.append((re.compile(r"\"[^\"\\]*(\\.[^\"\\]*)*\"|'[^'\\]*(\\.[^'\\]*)*'"),
+                      fmt(palette["string"])))
+        rules.append((re.compile(r"(#|//|--).*$"), fmt(palette["comment"], italic=True)))
+        return rules
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt's name
         for pattern, form in self._rules:
@@ -192,6 +205,9 @@ class CodeBlock(QFrame):
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)
         self.copy_button.setText("Copied")
+
+    def set_dark(self, dark: bool) -> None:
+        self._highlighter.set_dark(dark)
 
 
 class MarkdownText(QTextBrowser):
@@ -346,6 +362,12 @@ class MarkdownView(QWidget):
         if kind == "code":
             return CodeBlock(language, self._dark, self)
         return MarkdownText(self._background, self)
+
+    def set_dark(self, dark: bool) -> None:
+        """Code from now on, and the code shown, in colours for a dark (or light) theme."""
+        self._dark = dark
+        for block in self.code_blocks():
+            block.set_dark(dark)
 
     def code_blocks(self) -> list[CodeBlock]:
         return [widget for _, _, widget in self._parts if isinstance(widget, CodeBlock)]

@@ -91,6 +91,9 @@ class MessageWidget(QFrame):
         self.reason.setText(error if state == "error" and error else "")
         self.reason.setVisible(bool(self.reason.text()))
 
+    def set_dark(self, dark: bool) -> None:
+        self.body.set_dark(dark)
+
     def set_actions_enabled(self, enabled: bool) -> None:
         self.action_button.setEnabled(enabled)
 
