@@ -232,3 +232,33 @@ def test_the_system_theme_follows_the_system_while_the_app_runs(qtbot, home) -> 
         assert window_color() != DARK_WINDOW and keyword_colour(app) == light
     finally:
         app.close()
+
+
+def test_a_new_font_size_reaches_every_message_at_once(qtbot, home) -> None:
+    app = open_app(qtbot)
+    try:
+        with ChatStore() as store:
+            chat = store.create_conversation()
+            store.add_message(chat.id, "user", "Some code?")
+            store.add_message(chat.id, "assistant",
+                              "Here:\n\n```python\ndef knead(dough):\n    pass\n```\n\nDone.")
+        with qtbot.waitSignal(app.chat.conversationOpened, timeout=5_000):
+            app.chat.open_conversation(chat.id)
+        reply = app.window.chat_page.messages[-1]
+        [code] = reply.body.code_blocks()
+        words = reply.body.paragraphs()[0]
+        assert words.font().pointSize() == 11 and code.editor.font().pointSize() == 11
+
+        app.settings_page.font_size.setValue(20)
+        qtbot.waitUntil(lambda: words.font().pointSize() == 20)
+        assert reply.who.font().pointSize() == 20 and reply.who.font().bold()
+        assert code.editor.font().pointSize() == 20  # fixed width, at the size chosen
+        assert code.editor.font().fixedPitch() or code.editor.fontInfo().fixedPitch()
+        # Both lines of code still show, and every page's name fits the list of pages.
+        qtbot.waitUntil(lambda: code.editor.height()
+                        >= 2 * code.editor.fontMetrics().lineSpacing() + 16)
+        nav = app.window.nav
+        assert nav.width() > nav.fontMetrics().horizontalAdvance("Settings")
+        assert words.height() >= words.fontMetrics().height()
+    finally:
+        app.close()

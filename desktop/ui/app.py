@@ -84,6 +84,9 @@ def apply_font_size(app: QApplication, points: int) -> None:
     font = app.font()
     font.setPointSize(points)
     app.setFont(font)
+    # Widgets polished by the style sheet keep the font they had; polishing them again with
+    # the same sheet hands them the new one.
+    app.setStyleSheet(app.styleSheet())
 
 
 class DesktopApp(QObject):

@@ -60,7 +60,7 @@ class MainWindow(QMainWindow):
 
         self.nav = QListWidget()
         self.nav.setAccessibleName("Pages")
-        self.nav.setFixedWidth(120)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -114,6 +114,13 @@ class MainWindow(QMainWindow):
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
         self._fit_pages()
+        self._fit_nav()
+
+    def _fit_nav(self) -> None:
+        """The list of pages is as wide as its longest name in the font of the moment."""
+        metrics = self.nav.fontMetrics()
+        widest = max((metrics.horizontalAdvance(name) for name in self.pages), default=0)
+        self.nav.setFixedWidth(widest + 2 * self.nav.frameWidth() + metrics.averageCharWidth() * 4)
 
     def _fit_pages(self) -> None:
         """Only the page shown sets how small the window can be, not the largest of them all."""
@@ -220,6 +227,8 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
         if event.type() == QEvent.Type.WindowStateChange and not self.isMinimized():
             self.chat_page.show_held()  # what a reply said while the window was minimized
+        elif event.type() == QEvent.Type.FontChange:
+            self._fit_nav()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.window_state.setValue("geometry", self.saveGeometry())

@@ -12,7 +12,7 @@ import math
 import re
 import time
 
-from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, QUrl
+from PySide6.QtCore import QEvent, QSize, QSizeF, Qt, QTimer, QUrl
 from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication,
                            QPalette, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
@@ -179,7 +179,11 @@ class CodeBlock(QFrame):
         self.editor = QPlainTextEdit()
         self.editor.setReadOnly(True)
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        # The fixed-width family only: its size follows the app's font size setting.
+        fixed = QFont()
+        fixed.setFamilies(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).families())
+        fixed.setStyleHint(QFont.StyleHint.Monospace)
+        self.editor.setFont(fixed)
         self.editor.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.editor.setAccessibleName(f"{language or 'Code'} code block")
         self.editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -197,10 +201,19 @@ class CodeBlock(QFrame):
         else:
             self.editor.setPlainText(code)
         self.code = code
-        lines = max(1, code.count("\n") + 1)
+        self._fit()
+
+    def _fit(self) -> None:
+        """As tall as the code's lines, plus room for the scroll bar of long lines."""
+        lines = max(1, self.code.count("\n") + 1)
         metrics = self.editor.fontMetrics()
         self.editor.setFixedHeight(lines * metrics.lineSpacing() + 16
                                    + self.editor.horizontalScrollBar().sizeHint().height())
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            QTimer.singleShot(0, self, self._fit)  # once the editor has the new font too
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)
