@@ -147,6 +147,13 @@ def _copy_database(source: Path, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+def move_waiting() -> Path | None:
+    """The folder this start moves the data to, if a move waits (see open_data_folder)."""
+    if os.environ.get(ENV_DATA):
+        return None
+    return pending(load_settings())
+
+
 def open_data_folder() -> list[str]:
     """At start-up: finish a move of the data folder that waits, and use the chosen folder for
     this process and the processes it starts. Returns what the user should be told.

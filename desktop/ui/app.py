@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, Qt
+from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from desktop import __version__
 from desktop.client.api import EngineClient
 from desktop.core.chats import ChatStore, ChatStoreError
-from desktop.core.datafolder import open_data_folder
+from desktop.core.datafolder import move_waiting, open_data_folder
 from desktop.core.downloads import DownloadOptions
 from desktop.core.library import InstalledModel, installed_models, models_folder
 from desktop.core.paths import get_paths
@@ -89,6 +90,38 @@ def apply_font_size(app: QApplication, points: int) -> None:
     app.setStyleSheet(app.styleSheet())
 
 
+def open_data_folder_showing(app: QApplication) -> list[str]:
+    """open_data_folder; while it moves the data (a copy that may take a while), a small
+    window says so instead of nothing showing at all."""
+    target = move_waiting()
+    if target is None:
+        return open_data_folder()
+    dialog = QProgressDialog(f"Moving your conversations and adapters to {target}…", "", 0, 0)
+    dialog.setWindowTitle("NoMoat")
+    dialog.setCancelButton(None)  # a copy cut short is finished at the next start anyway
+    dialog.show()
+    outcome: list[Any] = []
+
+    def move() -> None:
+        try:
+            outcome.append(open_data_folder())
+        except BaseException as exc:  # raised again on the GUI thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=move, name="data-folder-move")
+    worker.start()
+    loop = QEventLoop()
+    timer = QTimer(interval=50)
+    timer.timeout.connect(lambda: worker.is_alive() or loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
+    dialog.close()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 class DesktopApp(QObject):
     """Everything the window needs, created in order and closed in reverse."""
 
@@ -96,7 +129,7 @@ class DesktopApp(QObject):
         super().__init__()
         self.app = app
         # Before anything opens a file in the data folder: a move chosen last time is done now.
-        self._start_notes = open_data_folder()
+        self._start_notes = open_data_folder_showing(app)
         paths = get_paths().ensure()
         self.settings = load_settings()
         dark = apply_theme(app, theme or self.settings.theme)
