@@ -16,6 +16,7 @@ from PySide6.QtTest import QAbstractItemModelTester
 
 from conftest import free_port, open_desktop, start_serve, stop_serve
 from desktop.core.chats import ChatStore
+from desktop.core.settings import load_settings
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals")
 
@@ -421,6 +422,32 @@ def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, starter, tmp
     server.use_remote.setChecked(True)
     assert not server.use_remote.isChecked() and app.engine.remote is None
     assert "base URL first" in server.remote_status.text()
+
+
+def test_the_server_elsewhere_is_remembered_with_its_switch_off(qtbot, home) -> None:
+    first = open_app(qtbot, home)
+    try:
+        server = first.window.pages["Server"]
+        server.remote_url.setText("bigmachine:8000/v1")  # no scheme: said, and not kept
+        server.use_remote.setChecked(True)
+        assert not server.use_remote.isChecked() and first.engine.remote is None
+        assert "https://" in server.remote_status.text()
+        url = f"http://127.0.0.1:{free_port()}/v1"
+        server.remote_url.setText(url)
+        server.remote_key.setText("far-key")
+        server.use_remote.setChecked(True)
+        assert first.engine.remote is not None
+        qtbot.waitUntil(lambda: (load_settings().remote_url, load_settings().remote_api_key)
+                        == (url, "far-key"), timeout=5_000)
+    finally:
+        first.close()
+    second = open_app(qtbot, home)
+    try:
+        server = second.window.pages["Server"]
+        assert (server.remote_url.text(), server.remote_key.text()) == (url, "far-key")
+        assert not server.use_remote.isChecked() and second.engine.remote is None
+    finally:
+        second.close()
 
 
 def test_a_model_that_fails_to_load_leaves_the_chat_on_the_one_it_had(qtbot, app, home,

@@ -78,6 +78,8 @@ class Settings:
     server_api_key: str | None = None
     server_lan: bool = False
     server_cors_origins: list[str] = field(default_factory=list)
+    remote_url: str | None = None  # a server elsewhere the chat can use (the Server page)
+    remote_api_key: str | None = None
     models: dict[str, ModelSettings] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     messages: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -104,7 +106,7 @@ class Settings:
 
 
 _NOT_STORED = {"extra", "messages", "file_version"}
-_SECRET = {"hub_token", "server_api_key"}  # never repeated in messages
+_SECRET = {"hub_token", "server_api_key", "remote_api_key"}  # never repeated in messages
 
 
 def _model_dict(settings: ModelSettings) -> dict[str, Any]:
@@ -192,6 +194,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "server_api_key": _text(),
     "server_lan": _bool,
     "server_cors_origins": _text_list,
+    "remote_url": _url,
+    "remote_api_key": _text(),
 }
 
 _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {

@@ -27,7 +27,7 @@ from desktop.ui.views.compare import ComparePage
 from desktop.ui.views.main_window import MainWindow
 from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
-from desktop.ui.views.settings import SettingsPage
+from desktop.ui.views.settings import SettingsPage, save_changes
 from desktop.ui.workers import Workers
 
 
@@ -155,6 +155,8 @@ class DesktopApp(QObject):
                                      self.settings.server_lan,
                                      self.settings.server_cors_origins)
         self.server_page.optionsChanged.connect(self._server_options)
+        self.server_page.set_remote_options(self.settings.remote_url,
+                                            self.settings.remote_api_key)
         self.window.add_page("Server", self.server_page)
         self.settings_page = SettingsPage(self.workers, self.settings)
         self.settings_page.themeChanged.connect(self._theme)
@@ -305,19 +307,16 @@ class DesktopApp(QObject):
 
     def _server_options(self, options: dict[str, Any]) -> None:
         """Remember the server page's options (port, key, network, origins) for next time."""
-        values = {"server_port": options["port"], "server_api_key": options["api_key"],
-                  "server_lan": options["host"] == "0.0.0.0",
-                  "server_cors_origins": list(options["cors_origins"])}
+        self._remember({"server_port": options["port"], "server_api_key": options["api_key"],
+                        "server_lan": options["host"] == "0.0.0.0",
+                        "server_cors_origins": list(options["cors_origins"])})
+
+    def _remember(self, values: dict[str, Any]) -> None:
+        """Keep these settings now and on disk (written in the serial worker lane, over the
+        file as it is then, so what the Settings page saved meanwhile stays)."""
         for key, value in values.items():
             setattr(self.settings, key, value)
-
-        def save() -> None:
-            current = load_settings()
-            for key, value in values.items():
-                setattr(current, key, value)
-            save_settings(current)
-
-        self.workers.submit(save, serial=True)
+        self.workers.submit(save_changes, values, serial=True)
 
     # -- a server elsewhere ------------------------------------------------------------------------
     def _remote(self, url: str | None, key: str | None) -> None:
@@ -327,6 +326,8 @@ class DesktopApp(QObject):
         names it was started with), and goes back to the installed models afterwards.
         """
         was_remote = self.engine.remote is not None
+        if url is not None:  # the address and key are there again at the next start
+            self._remember({"remote_url": url, "remote_api_key": key})
         self.engine.set_remote(url, key)
         client = self.engine.remote
         self._show_adapters(self.adapters.summary())

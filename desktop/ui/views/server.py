@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from desktop.ui.engine import EngineController
 from desktop.ui.models.requests import RequestLogModel
+from desktop.ui.views.settings import check_url
 
 
 class ServerPage(QWidget):
@@ -133,6 +134,11 @@ class ServerPage(QWidget):
         self.cors.setText(", ".join(cors_origins))
         self._update_examples(None)
 
+    def set_remote_options(self, url: str | None, api_key: str | None) -> None:
+        """The server elsewhere used last time (its switch starts off, like the one above)."""
+        self.remote_url.setText(url or "")
+        self.remote_key.setText(api_key or "")
+
     def options(self) -> dict[str, Any]:
         origins = [o.strip() for o in self.cors.text().split(",") if o.strip()]
         return {"host": "0.0.0.0" if self.lan.isChecked() else "127.0.0.1",
@@ -206,12 +212,13 @@ class ServerPage(QWidget):
 
     def _remote(self, on: bool) -> None:
         url = self.remote_url.text().strip()
-        if on and not url:
+        problem = ("Enter the server's base URL first, for example http://bigmachine:8000/v1."
+                   if not url else check_url(url))
+        if on and problem:
             self.use_remote.blockSignals(True)
             self.use_remote.setChecked(False)
             self.use_remote.blockSignals(False)
-            self.show_remote_status("Enter the server's base URL first, for example "
-                                    "http://bigmachine:8000/v1.")
+            self.show_remote_status(problem)
             return
         if on:
             self.remoteChanged.emit(url, self.remote_key.text().strip() or None)
