@@ -202,6 +202,17 @@ def test_the_data_folder_moves_at_the_next_start_with_every_conversation(
         assert len(old.list_conversations()) == 2
 
 
+def show_code_reply(qtbot: Any, app: Any) -> None:
+    """Open a saved conversation whose reply has words, a code block, and words again."""
+    with ChatStore() as store:
+        chat = store.create_conversation()
+        store.add_message(chat.id, "user", "Some code?")
+        store.add_message(chat.id, "assistant",
+                          "Here:\n\n```python\ndef knead(dough):\n    pass\n```\n\nDone.")
+    with qtbot.waitSignal(app.chat.conversationOpened, timeout=5_000):
+        app.chat.open_conversation(chat.id)
+
+
 def keyword_colour(app: Any) -> str:
     """The colour of `def` in the chat's first code block."""
     [code] = app.window.chat_page.messages[-1].body.code_blocks()
@@ -212,12 +223,7 @@ def keyword_colour(app: Any) -> str:
 def test_the_system_theme_follows_the_system_while_the_app_runs(qtbot, home) -> None:
     app = open_app(qtbot)
     try:
-        with ChatStore() as store:
-            chat = store.create_conversation()
-            store.add_message(chat.id, "user", "Some code?")
-            store.add_message(chat.id, "assistant", "```python\ndef knead(dough):\n    pass\n```")
-        with qtbot.waitSignal(app.chat.conversationOpened, timeout=5_000):
-            app.chat.open_conversation(chat.id)
+        show_code_reply(qtbot, app)
         light = keyword_colour(app)
         hints = QApplication.instance().styleHints()
         hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # the system turns dark
@@ -237,13 +243,7 @@ def test_the_system_theme_follows_the_system_while_the_app_runs(qtbot, home) -> 
 def test_a_new_font_size_reaches_every_message_at_once(qtbot, home) -> None:
     app = open_app(qtbot)
     try:
-        with ChatStore() as store:
-            chat = store.create_conversation()
-            store.add_message(chat.id, "user", "Some code?")
-            store.add_message(chat.id, "assistant",
-                              "Here:\n\n```python\ndef knead(dough):\n    pass\n```\n\nDone.")
-        with qtbot.waitSignal(app.chat.conversationOpened, timeout=5_000):
-            app.chat.open_conversation(chat.id)
+        show_code_reply(qtbot, app)
         reply = app.window.chat_page.messages[-1]
         [code] = reply.body.code_blocks()
         words = reply.body.paragraphs()[0]
