@@ -262,3 +262,31 @@ def test_a_new_font_size_reaches_every_message_at_once(qtbot, home) -> None:
         assert words.height() >= words.fontMetrics().height()
     finally:
         app.close()
+
+
+def text_colour(label: QLabel) -> str:
+    return label.palette().color(QPalette.ColorRole.WindowText).name()
+
+
+def test_warnings_errors_and_disabled_controls_read_well_in_both_themes(qtbot, home) -> None:
+    app = open_app(qtbot)
+    try:
+        page = app.settings_page
+        edit(page.hub_endpoint, "ftp://mirror.example")
+        error = page.errors["hub_endpoint"]
+        notice = app.adapters_page.notice
+        normal = text_colour(notice)
+        app.adapters_page.show_message("That adapter was made for another model.", problem=True)
+        colours = {}
+        for theme in ("light", "dark"):
+            page.theme.setCurrentIndex(page.theme.findData(theme))
+            palette = QApplication.instance().palette()
+            disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
+            enabled = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
+            assert disabled != enabled  # a disabled button does not look like one to press
+            colours[theme] = (text_colour(error), text_colour(notice))
+        assert colours == {"light": ("#b91c1c", "#b45309"), "dark": ("#f87171", "#fbbf24")}
+        app.adapters_page.show_message("All is well.")
+        assert text_colour(notice) not in ("#b45309", "#fbbf24") and normal != "#b45309"
+    finally:
+        app.close()

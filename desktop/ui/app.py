@@ -56,10 +56,16 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
                             (QPalette.ColorRole.ToolTipText, "#e8eaed"),
                             (QPalette.ColorRole.PlaceholderText, "#9aa0a6")):
             palette.setColor(role, QColor(color))
+        # Disabled controls are dimmed, as in the light palette, or they look enabled.
+        for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
+                     QPalette.ColorRole.ButtonText):
+            palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6f75"))
     else:
         palette = app.style().standardPalette()
         palette.setColor(QPalette.ColorRole.AlternateBase, QColor("#f3f4f6"))
     app.setPalette(palette)
+    # Warnings and errors in colours that read well on the theme's background.
+    warning, error = ("#fbbf24", "#f87171") if dark else ("#b45309", "#b91c1c")
     app.setStyleSheet(  # the user's messages sit on AlternateBase, as their text does
         "QFrame#userMessage { background: palette(alternate-base); border-radius: 8px; }"
         "QFrame#assistantMessage { border: none; }"
@@ -75,7 +81,9 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
         " QScrollArea#chatScroll QScrollBar::sub-page:vertical { background: none; }"
         "QFrame#engineBanner { background: #b45309; color: white; }"
         "QFrame#engineBanner QLabel { color: white; }"
-        "QLabel#chatNotice, QLabel#messageReason { color: #b45309; }"
+        "QLabel#chatNotice, QLabel#messageReason, QLabel[problem=\"true\"]"
+        f" {{ color: {warning}; }}"
+        f"QLabel#fieldError {{ color: {error}; }}"
         "QLabel#chatTitle { font-weight: bold; }")
     return dark
 

@@ -38,7 +38,6 @@ from desktop.ui.models.adapters import NAME_COLUMN, STATUS_COLUMN, NameRole
 
 SLIDER_STEPS = 100  # slider positions per unit of scale
 MAX_SLIDER_SCALE = 2.0
-PROBLEM_STYLE = "color: #b45309;"
 
 
 class StackRow(QFrame):
@@ -292,7 +291,8 @@ class AdaptersPanel(QWidget):
     # -- what the panel shows --------------------------------------------------------------------
     def show_message(self, text: str, problem: bool = False) -> None:
         self.notice.setText(text)
-        self.notice.setStyleSheet(PROBLEM_STYLE if problem else "")
+        self.notice.setProperty("problem", problem)  # the theme's warning colour
+        self.notice.style().polish(self.notice)
         self.notice.setVisible(bool(text))
 
     def show_stack(self) -> None:

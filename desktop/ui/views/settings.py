@@ -231,7 +231,7 @@ class SettingsPage(QWidget):
             column.addWidget(hint)
         error = QLabel("")
         error.setWordWrap(True)
-        error.setStyleSheet("color: #b91c1c;")
+        error.setObjectName("fieldError")
         error.setAccessibleName(f"Problem with {key.replace('_', ' ')}")
         error.hide()
         column.addWidget(error)
