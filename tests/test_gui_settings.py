@@ -259,7 +259,7 @@ def test_a_new_font_size_reaches_every_message_at_once(qtbot, home) -> None:
                         >= 2 * code.editor.fontMetrics().lineSpacing() + 16)
         nav = app.window.nav
         assert nav.width() > nav.fontMetrics().horizontalAdvance("Settings")
-        assert words.height() >= words.fontMetrics().height()
+        qtbot.waitUntil(lambda: words.height() >= words.fontMetrics().height())
     finally:
         app.close()
 
