@@ -10,8 +10,12 @@ When llama.cpp's threads take every core, the load takes a core from one of them
 waits for it at the next step, so decoding slows by more than the load's share of a CPU. With a
 core left free (--threads below the number of cores) the load runs there.
 
+--nice N runs the load at that niceness, --idle under SCHED_IDLE (Linux): does a window with a
+lower priority than llama.cpp cost it less? The load reports how late its wake-ups came, which
+is how long a window at that priority would stall.
+
 Run: .venv/bin/python benchmarks/contention.py [--threads N] [--busy 0,0.4,1.3] [--rounds 8]
-(Linux and macOS: the load is paused with SIGSTOP.)
+[--nice N | --idle] (Linux and macOS: the load is paused with SIGSTOP.)
 """
 
 from __future__ import annotations
@@ -31,12 +35,30 @@ from desktop.core.cpu import default_threads  # noqa: E402
 from desktop.core.library import starter_model_path  # noqa: E402
 
 LOAD = """
-import sys, time
+import os, signal, sys, time
 period, busy = float(sys.argv[1]) / 1000, float(sys.argv[2]) / 1000
+if sys.argv[3] == "idle":
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+else:
+    os.nice(int(sys.argv[3]))
+late = []
+def report(*_):
+    late.sort()
+    n = len(late)
+    print(f"    the load's wake-ups ({n}) came late by: median {late[n // 2] * 1000:.1f} ms, "
+          f"99th percentile {late[n * 99 // 100] * 1000:.1f} ms, most {late[-1] * 1000:.1f} ms",
+          flush=True)
+    os._exit(0)
+signal.signal(signal.SIGTERM, report)
 wake = time.perf_counter()
 while True:
     wake += period
     time.sleep(max(0.0, wake - time.perf_counter()))
+    now = time.perf_counter()
+    if now - wake < 0.5:
+        late.append(now - wake)
+    else:  # it was paused (SIGSTOP) between stretches: not a late wake-up
+        wake = now
     until = time.perf_counter() + busy
     while time.perf_counter() < until:
         pass
@@ -51,6 +73,9 @@ def main() -> int:
     parser.add_argument("--period", type=float, default=33.0, help="ms between wake-ups")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=150, help="tokens per stretch")
+    priority = parser.add_mutually_exclusive_group()
+    priority.add_argument("--nice", type=int, default=0, help="the load's niceness")
+    priority.add_argument("--idle", action="store_true", help="the load under SCHED_IDLE")
     args = parser.parse_args()
     model = starter_model_path()
     if model is None:
@@ -72,9 +97,11 @@ def main() -> int:
 
     decode()  # warm up
     print(f"llama.cpp threads {args.threads} on {os.cpu_count()} CPUs; load wakes every "
-          f"{args.period:g} ms; {args.rounds} pairs of {args.tokens}-token stretches each")
+          f"{args.period:g} ms ({'SCHED_IDLE' if args.idle else f'nice {args.nice}'}); "
+          f"{args.rounds} pairs of {args.tokens}-token stretches each")
     for busy in (float(b) for b in args.busy.split(",")):
-        load = subprocess.Popen([sys.executable, "-c", LOAD, str(args.period), str(busy)])
+        load = subprocess.Popen([sys.executable, "-c", LOAD, str(args.period), str(busy),
+                                 "idle" if args.idle else str(args.nice)])
         try:
             os.kill(load.pid, signal.SIGSTOP)
             alone, loaded, ratios = [], [], []
@@ -85,7 +112,8 @@ def main() -> int:
                 os.kill(load.pid, signal.SIGSTOP)
                 ratios.append(loaded[-1] / alone[-1])
         finally:
-            load.kill()
+            os.kill(load.pid, signal.SIGCONT)
+            load.terminate()  # it says how late its wake-ups came, and ends
             load.wait()
         share = busy / args.period
         print(f"  busy {busy:g} ms per wake-up ({share:.1%} of a CPU): alone "

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def main() -> int:
                              "the same pace with the engine idle, and report the window's CPU")
     parser.add_argument("--away", action="store_true",
                         help="also stream replies while the Models page is shown")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the window's GUI thread at this niceness (not the engine)")
     args = parser.parse_args()
 
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
@@ -103,9 +106,11 @@ def main() -> int:
     if args.threads:
         model = desktop.engine.supervisor.load(model["id"], n_threads=args.threads)["model"]
     threads = model["settings"]["n_threads"]
+    if args.nice:  # this thread only (Linux); the engine started already, at its own priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), args.nice)
     desktop.chat.sampling = dict(SAMPLING)
 
-    def windowed(probe: bool, away: bool = False) -> tuple[float, float, int, float]:
+    def windowed(probe: bool, away: bool = False) -> tuple[float, float, int, float, float]:
         clock = QElapsedTimer()
         stalls: list[float] = []
         last = [0.0]
@@ -126,18 +131,18 @@ def main() -> int:
         clock.start()
         if probe:
             timer.start()
-        cpu = time.process_time()
+        cpu, gui = time.process_time(), time.thread_time()  # this is the GUI thread
         desktop.window.chat_page.send()
         if away:
             desktop.window.show_page("Models")
         loop.exec()
-        cpu = time.process_time() - cpu
+        cpu, gui = time.process_time() - cpu, time.thread_time() - gui
         timer.stop()
         desktop.window.show_page("Chat")
         desktop.chat.replyFinished.disconnect(loop.quit)
         status = desktop.engine.supervisor.client.status()["last_generation"]
         return (max(stalls[1:], default=float("nan")), status["tokens_per_second"],
-                status["completion_tokens"], cpu)
+                status["completion_tokens"], cpu, gui)
 
     reply: list[str] = []  # the text of the last headless reply, for the replays
 
@@ -188,6 +193,7 @@ def main() -> int:
     if args.away:
         runs["away"] = []
     stalls: list[float] = []
+    gui_cpu: dict[str, list[float]] = {}  # the GUI thread's share of the app's CPU
     kinds = list(runs)
 
     def rate(kind: str) -> float:
@@ -197,8 +203,9 @@ def main() -> int:
         if kind == "headless":
             runs[kind].append(headless())
             return
-        stall, rate, tokens, cpu = windowed(probe=kind == "probed", away=kind == "away")
+        stall, rate, tokens, cpu, gui = windowed(probe=kind == "probed", away=kind == "away")
         runs[kind].append((rate, tokens, cpu))
+        gui_cpu.setdefault(kind, []).append(gui)
         if kind == "probed":
             stalls.append(stall)
 
@@ -237,6 +244,9 @@ def main() -> int:
         f"{kind} {[round(r[0], 1) for r in runs[kind]]}" for kind in kinds))
     print("  app process CPU per reply (medians): " + ", ".join(
         f"{kind} {statistics.median(r[2] for r in runs[kind]):.2f} s" for kind in kinds))
+    print("  of which the GUI thread (the rest reads the stream and saves the reply; headless, "
+          "one thread reads it): " + ", ".join(
+              f"{kind} {statistics.median(times):.2f} s" for kind, times in gui_cpu.items()))
     if replays:
         print(f"  the reply's text replayed into the window at the headless pace, no engine "
               f"running: window thread CPU {', '.join(f'{c:.2f}' for c in replays)} s")
