@@ -67,16 +67,17 @@ def test_a_chosen_folder_is_checked(home, tmp_path) -> None:
     with pytest.raises(DataFolderError, match=f"^{home / 'chats'} is inside the data folder"):
         plan_move(home / "chats")  # named as chosen, not with a NoMoat folder inside
     # An empty or new folder takes the data; one with other files gets a NoMoat folder inside.
-    assert plan_move(tmp_path / "new") == datafolder.Plan(tmp_path / "new", existing=False)
+    assert plan_move(tmp_path / "new") == tmp_path / "new"
     (tmp_path / "disk").mkdir()
     (tmp_path / "disk" / "photos").mkdir()
-    assert plan_move(tmp_path / "disk").folder == tmp_path / "disk" / "NoMoat"
+    assert plan_move(tmp_path / "disk") == tmp_path / "disk" / "NoMoat"
     (tmp_path / "disk" / "NoMoat").mkdir()
     (tmp_path / "disk" / "NoMoat" / "notes.txt").write_text("mine")
     with pytest.raises(DataFolderError, match="other files"):
         plan_move(tmp_path / "disk")
     (tmp_path / "old" / "chats").mkdir(parents=True)  # NoMoat data from before: used as it is
-    assert plan_move(tmp_path / "old") == datafolder.Plan(tmp_path / "old", existing=True)
+    (tmp_path / "old" / "chats" / "x.txt").write_text("not empty, and used as it is")
+    assert plan_move(tmp_path / "old") == tmp_path / "old"
 
 
 def test_the_next_start_copies_the_data_and_uses_the_new_folder(home, tmp_path) -> None:

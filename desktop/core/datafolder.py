@@ -18,7 +18,6 @@ import os
 import shutil
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 
 from desktop.core.chats import DATABASE_NAME
@@ -35,21 +34,14 @@ class DataFolderError(Exception):
     """The chosen folder cannot hold NoMoat's data; the message says why, for the user."""
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Where the data goes, and whether data already there is used instead of copied."""
-
-    folder: Path
-    existing: bool  # the folder already holds NoMoat data: it is used, nothing is copied
-
-
 def is_data_folder(folder: Path) -> bool:
     """Whether *folder* already holds NoMoat data."""
     return any((folder / mark).exists() for mark in _MARKS)
 
 
-def plan_move(chosen: str | os.PathLike[str], current: Path | None = None) -> Plan:
-    """Check the folder the user chose; raise DataFolderError with the reason if it will not do.
+def plan_move(chosen: str | os.PathLike[str], current: Path | None = None) -> Path:
+    """The folder the data goes to, from the one the user chose; raise DataFolderError with the
+    reason if it will not do.
 
     An empty or new folder takes the data; a folder with NoMoat data in it is used as it is;
     a folder with other files in it gets a NoMoat folder inside it.
@@ -68,22 +60,21 @@ def plan_move(chosen: str | os.PathLike[str], current: Path | None = None) -> Pl
         folder = folder / SUBFOLDER
     if folder == current:
         raise DataFolderError(f"NoMoat already keeps its data in {folder}.")
-    existing = folder.is_dir() and is_data_folder(folder)
-    if not existing:
+    if not is_data_folder(folder):
         if folder.exists() and any(folder.iterdir()):
             raise DataFolderError(f"{folder} already has other files in it; choose an empty "
                                   "folder.")
         parent = next(p for p in (folder, *folder.parents) if p.exists())
         if not os.access(parent, os.W_OK | os.X_OK):
             raise DataFolderError(f"NoMoat may not write to {parent}; choose a folder of yours.")
-    return Plan(folder, existing)
+    return folder
 
 
-def choose(settings: Settings, plan: Plan, current: Path | None = None) -> None:
-    """Set *settings* to move the data to *plan*'s folder at the next start (not saved here)."""
+def choose(settings: Settings, folder: Path, current: Path | None = None) -> None:
+    """Set *settings* to move the data to *folder* (from plan_move) at the next start (not
+    saved here)."""
     current = (current or get_paths().data).expanduser().resolve()
-    settings.data_dir = None if plan.folder == default_data_folder().resolve() \
-        else str(plan.folder)
+    settings.data_dir = None if folder == default_data_folder().resolve() else str(folder)
     settings.data_dir_from = str(current)
 
 

@@ -300,12 +300,12 @@ class SettingsPage(QWidget):
     def move_data_folder(self, folder: str) -> None:
         """Move the data to *folder* at the next start, or say why it cannot go there."""
         try:
-            plan = datafolder.plan_move(folder)
+            target = datafolder.plan_move(folder)
         except DataFolderError as exc:
             self._check("data_dir", str(exc))
             return
         self._check("data_dir", None)
-        datafolder.choose(self.settings, plan)
+        datafolder.choose(self.settings, target)
         self._save("data_dir", self.settings.data_dir)
         self._save("data_dir_from", self.settings.data_dir_from)
         self._show_data_move()
