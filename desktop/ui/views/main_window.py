@@ -117,8 +117,9 @@ class MainWindow(QMainWindow):
         self._fit_nav()
 
     def _fit_nav(self) -> None:
-        """The list of pages is as wide as its longest name in the font of the moment."""
-        metrics = self.nav.fontMetrics()
+        """The list of pages is as wide as its longest name in the font of the moment (the
+        window's: the list may not have been told of a new font yet when the window is)."""
+        metrics = self.fontMetrics()
         widest = max((metrics.horizontalAdvance(name) for name in self.pages), default=0)
         self.nav.setFixedWidth(widest + 2 * self.nav.frameWidth() + metrics.averageCharWidth() * 4)
 
