@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,10 @@ def test_the_data_folder_moves_at_the_next_start_with_every_conversation(
     monkeypatch.setenv("NOMOAT_DATA", "unset")  # what the app sets is undone after the test
     monkeypatch.delenv("NOMOAT_DATA")
     (home / "models").mkdir(parents=True)
-    os.link(starter, home / "models" / "far-bread.gguf")
+    try:
+        os.link(starter, home / "models" / "far-bread.gguf")
+    except OSError:  # another file system
+        shutil.copyfile(starter, home / "models" / "far-bread.gguf")
     disk = tmp_path / "disk"
     (disk / "photos").mkdir(parents=True)  # a folder with other files: NoMoat goes inside
     target = disk / "NoMoat"
