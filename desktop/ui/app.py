@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
@@ -98,51 +97,19 @@ def apply_font_size(app: QApplication, points: int) -> None:
     app.setStyleSheet(app.styleSheet())
 
 
-def open_data_folder_showing(app: QApplication) -> list[str]:
-    """open_data_folder; while it moves the data (a copy that may take a while), a small
-    window says so instead of nothing showing at all."""
-    target = move_waiting()
-    if target is None:
-        return open_data_folder()
-    dialog = QProgressDialog(f"Moving your conversations and adapters to {target}…", "", 0, 0)
-    dialog.setWindowTitle("NoMoat")
-    dialog.setCancelButton(None)  # a copy cut short is finished at the next start anyway
-    dialog.show()
-    outcome: list[Any] = []
-
-    def move() -> None:
-        try:
-            outcome.append(open_data_folder())
-        except BaseException as exc:  # raised again on the GUI thread
-            outcome.append(exc)
-
-    worker = threading.Thread(target=move, name="data-folder-move")
-    worker.start()
-    loop = QEventLoop()
-    timer = QTimer(interval=50)
-    timer.timeout.connect(lambda: worker.is_alive() or loop.quit())
-    timer.start()
-    loop.exec()
-    timer.stop()
-    dialog.close()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
 class DesktopApp(QObject):
     """Everything the window needs, created in order and closed in reverse."""
 
     def __init__(self, app: QApplication, theme: str | None = None) -> None:
         super().__init__()
         self.app = app
+        self.workers = Workers(self)
         # Before anything opens a file in the data folder: a move chosen last time is done now.
-        self._start_notes = open_data_folder_showing(app)
+        self._start_notes = self._open_data_folder()
         paths = get_paths().ensure()
         self.settings = load_settings()
         dark = apply_theme(app, theme or self.settings.theme)
         apply_font_size(app, self.settings.font_size)
-        self.workers = Workers(self)
         self.store = ChatStore().open()
         self.engine = EngineController(self.workers, self)
         self.chat = ChatController(self.store, self.engine, self.workers, self)
@@ -182,6 +149,31 @@ class DesktopApp(QObject):
             model_id).load_options()
         self.models: list[InstalledModel] = []
         self._local_model: str | None = None  # the chat's model here, while a remote is used
+
+    def _open_data_folder(self) -> list[str]:
+        """open_data_folder; while it moves the data (a copy that may take a while), a small
+        window says so instead of nothing showing at all."""
+        target = move_waiting()
+        if target is None:
+            return open_data_folder()
+        dialog = QProgressDialog(f"Moving your conversations and adapters to {target}…", "", 0, 0)
+        dialog.setWindowTitle("NoMoat")
+        dialog.setCancelButton(None)  # a copy cut short is finished at the next start anyway
+        dialog.show()
+        outcome: list[Any] = []
+        loop = QEventLoop()
+
+        def ended(result: Any) -> None:  # the notes, or what went wrong
+            outcome.append(result)
+            loop.quit()
+
+        # The answer is queued to this thread, so it cannot come before the loop runs.
+        self.workers.submit(open_data_folder, on_done=ended, on_error=ended)
+        loop.exec()
+        dialog.close()
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
 
     def _add_adapters(self) -> None:
         """LoRA adapters: a page, a dock beside the chat, the chat header, and Compare."""
