@@ -270,3 +270,30 @@ def test_a_failed_reply_and_a_long_model_name_fit_inside_the_chat(qtbot: QtBot) 
     assert widget.who.text() == "Assistant · qwen2.5-coder-14b-instruct-abliterated-q4_k_m"
     widget.set_state("complete")
     assert widget.reason.isHidden()
+
+
+def test_code_gets_a_face_whose_letters_measure_the_same(qtbot: QtBot, monkeypatch) -> None:
+    from PySide6.QtGui import QFontDatabase
+
+    from desktop.ui.views import fonts
+
+    block = CodeBlock("python", dark=False)
+    qtbot.addWidget(block)
+    assert fonts.measures_fixed(block.editor.font())
+    # A system whose "fixed" font is in fact proportional still gets a fixed-width face.
+    general = QFontDatabase.systemFont(QFontDatabase.SystemFont.GeneralFont)
+    assert not fonts.measures_fixed(general)
+
+    class ProportionalSystem(QFontDatabase):
+        @staticmethod
+        def systemFont(_kind):  # noqa: N802 - Qt's name
+            return general
+
+    monkeypatch.setattr(fonts, "QFontDatabase", ProportionalSystem)
+    fonts.code_families.cache_clear()
+    try:
+        chosen = fonts.code_font()
+        assert fonts.measures_fixed(chosen)
+        assert chosen.families()[0] not in general.families()
+    finally:
+        fonts.code_families.cache_clear()

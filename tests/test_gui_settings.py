@@ -12,7 +12,7 @@ import pytest
 from conftest import free_port
 from hubserver import HubServer
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QFontMetricsF, QPalette
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QPushButton
 from test_gui import send
 from test_gui_models import TOKEN, catalog_url, open_app, publish
@@ -257,7 +257,11 @@ def test_a_new_font_size_reaches_every_message_at_once(qtbot, home) -> None:
         qtbot.waitUntil(lambda: words.font().pointSize() == 20)
         assert reply.who.font().pointSize() == 20 and reply.who.font().bold()
         assert code.editor.font().pointSize() == 20  # fixed width, at the size chosen
-        assert code.editor.font().fixedPitch() or code.editor.fontInfo().fixedPitch()
+        # What the reader sees: narrow and wide letters take the same room in the code.
+        metrics = QFontMetricsF(code.editor.font())
+        assert metrics.horizontalAdvance("iiii") == pytest.approx(
+            metrics.horizontalAdvance("MMMM"), abs=0.5)
+        assert metrics.horizontalAdvance("MMMM") > 0
         # Both lines of code still show, and every page's name fits the list of pages.
         qtbot.waitUntil(lambda: code.editor.height()
                         >= 2 * code.editor.fontMetrics().lineSpacing() + 16)

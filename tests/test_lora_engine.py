@@ -58,11 +58,10 @@ class Lab:
         """A greedy reply computed from an empty prompt cache.
 
         Reusing a cached prefix evaluates the prompt in other batch sizes, and rounding alone
-        can then change a greedy reply; a one-token request under another stack first makes
-        the engine drop its cache, so every compared reply is computed the same way.
+        can then change a greedy reply; ``cache_prompt: false`` makes the engine evaluate the
+        whole prompt, so every compared reply is computed the same way.
         """
-        self.ask(max_tokens=1, lora=[{"name": "poet", "scale": 0.01}])
-        return self.text(model, **extra)
+        return self.text(model, cache_prompt=False, **extra)
 
 
 # One thread: on a small shared machine, llama.cpp's spinning worker threads slow each other
@@ -121,22 +120,27 @@ def test_two_adapters_stacked_differ_from_each_alone(lab: Lab) -> None:
     assert lab.fresh() == pirate
 
 
-def test_changing_the_stack_between_identical_requests_drops_the_prompt_cache(lab: Lab) -> None:
-    lab.adapters.set_stack([StackEntry("pirate", 1.0)])
+def test_a_cache_made_under_one_stack_never_serves_another(lab: Lab) -> None:
+    lab.adapters.set_stack([StackEntry("pirate", 0.9)])
     first = lab.ask()
     again = lab.ask(max_tokens=1)
     assert again.usage.prompt_tokens_details.cached_tokens > 0  # same stack: prefix reused
 
-    lab.adapters.set_stack([StackEntry("sql", 1.0)])
+    lab.adapters.set_stack([StackEntry("sql", 0.9)])  # a stack no request has used yet
     changed = lab.ask()
     assert changed.choices[0].message.content != first.choices[0].message.content
     assert changed.usage.prompt_tokens_details.cached_tokens == 0
+
+    # The first stack's cache was kept in its own slot: back on it, the prefix is reused.
+    lab.adapters.set_stack([StackEntry("pirate", 0.9)])
+    back = lab.ask()
+    assert back.usage.prompt_tokens_details.cached_tokens > 0
 
     # A fresh engine with only the new stack gives the same reply: nothing of the old
     # stack's evaluated prefix leaked into it.
     fresh_engine = start_engine()
     try:
-        AdapterClient(fresh_engine.client).set_stack([StackEntry("sql", 1.0)])
+        AdapterClient(fresh_engine.client).set_stack([StackEntry("sql", 0.9)])
         fresh = Lab(fresh_engine, lab.home)
         try:
             assert fresh.text() == changed.choices[0].message.content

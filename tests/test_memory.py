@@ -20,6 +20,7 @@ import pytest
 from desktop.client.process import EngineSupervisor
 from desktop.core.gguf_info import read_gguf
 from desktop.core.memory import (
+    DEFAULT_PARALLEL,
     FITS,
     TIGHT,
     UNKNOWN,
@@ -157,6 +158,7 @@ def measure(path: Path, n_ctx: int) -> int:
     finally:
         supervisor.stop()
     assert status["model"]["settings"]["n_ctx"] == n_ctx
+    assert status["model"]["settings"]["parallel"] == DEFAULT_PARALLEL
     return int(status["memory_bytes"])
 
 
@@ -165,7 +167,8 @@ def measure(path: Path, n_ctx: int) -> int:
 def test_estimate_is_within_15_percent_of_measured(request: pytest.FixtureRequest, which: str,
                                                    n_ctx: int) -> None:
     path: Path = request.getfixturevalue(which)
-    estimate = estimate_model_memory(read_gguf(path), n_ctx)
+    # The engine's default: a cache of n_ctx tokens for each parallel slot.
+    estimate = estimate_model_memory(read_gguf(path), n_ctx, parallel=DEFAULT_PARALLEL)
     measured = measure(path, n_ctx)
     error = (estimate.total - measured) / measured
     print(f"\n{path.name} n_ctx={n_ctx}: measured {measured / MiB:.0f} MiB, estimated "

@@ -25,7 +25,13 @@ from typing import Any
 
 from desktop.core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog
 from desktop.core.gguf_info import GGUFError, GGUFInfo, check_shard, read_gguf
-from desktop.core.memory import MemoryFit, check_fit, default_context, estimate_model_memory
+from desktop.core.memory import (
+    DEFAULT_PARALLEL,
+    MemoryFit,
+    check_fit,
+    default_context,
+    estimate_model_memory,
+)
 from desktop.core.paths import get_paths
 from desktop.core.settings import Settings, load_settings
 
@@ -435,13 +441,15 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[str, Path]:
 
 
 def memory_fit(model: InstalledModel, n_ctx: int | None = None,
-               available: int | None = None) -> MemoryFit | None:
-    """Whether *model* fits in memory at *n_ctx* (the engine's default context when None);
-    None for a broken model."""
+               available: int | None = None, parallel: int = DEFAULT_PARALLEL
+               ) -> MemoryFit | None:
+    """Whether *model* fits in memory at *n_ctx* (the engine's default context when None) for
+    each of *parallel* slots; None for a broken model."""
     if model.info is None or model.problem is not None:
         return None
     n_ctx = n_ctx or default_context(model.info)
-    estimate = estimate_model_memory(model.info, n_ctx, weights_bytes=model.size_bytes)
+    estimate = estimate_model_memory(model.info, n_ctx, parallel=parallel,
+                                     weights_bytes=model.size_bytes)
     return check_fit(estimate, available)
 
 

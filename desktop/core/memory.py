@@ -91,6 +91,8 @@ ROUGH_KV_BASE = 16 * 1024
 ROUGH_KV_PER_BILLION = 48 * 1024
 
 DEFAULT_CONTEXT = 4096  # the engine's context length when none is chosen
+DEFAULT_PARALLEL = 4  # replies the engine writes at once; each slot has DEFAULT_CONTEXT
+MAX_PARALLEL = 64
 
 # Verdicts of check_fit().
 FITS = "fits"
@@ -151,9 +153,10 @@ def kv_cache_bytes(info: GGUFInfo, n_ctx: int) -> int:
     return kv_heads_total * n_ctx * (key_len + value_len) * KV_BYTES_PER_ELEMENT
 
 
-def estimate_model_memory(info: GGUFInfo, n_ctx: int, *,
+def estimate_model_memory(info: GGUFInfo, n_ctx: int, *, parallel: int = 1,
                           weights_bytes: int | None = None) -> MemoryEstimate:
-    """Estimate the engine's resident memory with *info* loaded at *n_ctx* tokens of context.
+    """Estimate the engine's resident memory with *info* loaded at *n_ctx* tokens of context
+    for each of *parallel* slots (each slot has a cache of its own).
 
     Weights count in full: llama.cpp maps the whole file and reads it all in while loading.
     For the first file of a split model, the other shards next to it count too;
@@ -166,7 +169,7 @@ def estimate_model_memory(info: GGUFInfo, n_ctx: int, *,
     width = info.embedding_length or 0
     # Attention scores for one batch against the whole context (f32), plus activations.
     peak = N_UBATCH * n_ctx * heads * 4 + N_UBATCH * width * 4 * 8
-    return MemoryEstimate(weights=weights, kv_cache=kv_cache_bytes(info, n_ctx),
+    return MemoryEstimate(weights=weights, kv_cache=kv_cache_bytes(info, n_ctx * parallel),
                           overhead=overhead, runtime=ENGINE_RUNTIME, compute_peak=peak)
 
 

@@ -1,10 +1,10 @@
 """LoRA adapters on the loaded model: loaded once, stacked with a scale each, swapped per reply.
 
 llama.cpp keeps an adapter's tensors beside the model's and adds them while it computes, so
-changing the stack (``llama_set_adapters_lora``) costs no reload. It does not touch the
-prompt cache, though: the tokens llama-cpp-python kept from the last reply were evaluated
-under the old stack, and reusing them would answer from a prefix the new stack never saw.
-Every change of the applied set or of a scale therefore drops that cache.
+changing the stack (``llama_set_adapters_lora``) costs no reload. The stack is one per context,
+shared by every slot, and the keys and values a slot has cached were computed under the stack
+of their time: the scheduler keeps each slot's stack with its cache (see :meth:`AdapterSet.key`)
+and reuses a cache only for a request with the same stack.
 
 Everything here runs on the model thread, like all llama.cpp calls; other threads only read
 the lists for status.
@@ -61,7 +61,7 @@ class AdapterSet:
     def __init__(self, log_reason: Callable[[], str], clear_log: Callable[[], None]) -> None:
         self.loaded: list[LoadedAdapter] = []
         self.stack: list[StackEntry] = []
-        self.cache_drops = 0  # how often a change of adapters dropped the prompt cache
+        self.swaps = 0  # how often the applied stack changed
         self._applied: tuple[tuple[int, float], ...] = ()
         self._next_id = 0
         self._log_reason = log_reason
@@ -105,7 +105,7 @@ class AdapterSet:
         except AdapterError as exc:
             raise APIError(400, str(exc), code="invalid_adapter", param="lora") from exc
         self._clear_log()
-        handle = llama_cpp.llama_adapter_lora_init(model.llm._model.model, os.fsencode(path))
+        handle = llama_cpp.llama_adapter_lora_init(model.weights.model, os.fsencode(path))
         if not handle:
             raise APIError(400, f"llama.cpp could not load the adapter {path.name}: "
                            f"{self._log_reason() or 'no reason given'}.",
@@ -131,33 +131,34 @@ class AdapterSet:
         """The (adapter, scale) pairs llama.cpp applies now."""
         return [(a, s) for a in self.loaded for i, s in self._applied if a.id == i]
 
-    def apply(self, model: LoadedModel, active: Active) -> bool:
-        """Make llama.cpp apply exactly *active*; drop the prompt cache if that is a change.
+    @staticmethod
+    def key(active: Active) -> tuple[tuple[int, float], ...]:
+        """What *active* applies, as (adapter id, scale) pairs: zero scales change nothing."""
+        return tuple((a.id, float(ctypes.c_float(s).value)) for a, s in active if s != 0.0)
 
-        Returns whether anything changed. Zero scales are left out, as llama.cpp does.
+    def apply(self, model: LoadedModel, active: Active) -> bool:
+        """Make llama.cpp apply exactly *active*; returns whether that is a change.
+
+        Only while no slot is decoding: the stack is the whole context's.
         """
-        wanted = tuple((a.id, float(ctypes.c_float(s).value)) for a, s in active if s != 0.0)
+        wanted = self.key(active)
         if wanted == self._applied:
             return False
-        llm = model.llm
         chosen = [(a, s) for a, s in active if s != 0.0]
         handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(1, len(chosen)))(
             *[a.handle for a, _ in chosen])
         scales = (ctypes.c_float * max(1, len(chosen)))(*[s for _, s in chosen])
-        if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, handles, len(chosen), scales):
+        if llama_cpp.llama_set_adapters_lora(model.context.ctx, handles, len(chosen), scales):
             raise APIError(500, "llama.cpp refused the adapter stack.", type="server_error",
                            code="adapter_stack_failed")
         self._applied = wanted
-        # The evaluated prefix belongs to the old stack: forget it, keys and values included.
-        llm.reset()
-        llm._ctx.kv_cache_clear()
-        self.cache_drops += 1
+        self.swaps += 1
         return True
 
     def release(self, model: LoadedModel | None) -> None:
         """Free every adapter; called before the model itself is freed."""
         if model is not None and self._applied:
-            llama_cpp.llama_set_adapters_lora(model.llm._ctx.ctx, None, 0, None)
+            llama_cpp.llama_set_adapters_lora(model.context.ctx, None, 0, None)
         for adapter in self.loaded:
             llama_cpp.llama_adapter_lora_free(adapter.handle)
         self.loaded = []

@@ -18,7 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from desktop import __version__
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
-from desktop.engine.runner import GenerationResult, Job, LoadSettings, Sampling
+from desktop.engine.adapters import AdapterSet
+from desktop.engine.runner import LoadSettings
+from desktop.engine.sampling import Sampling
+from desktop.engine.scheduler import GenerationResult, Job, Prepared
 from desktop.engine.schemas import (
     AdapterAddRequest,
     ChatRequest,
@@ -47,9 +50,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(APIError(exc.status_code, str(exc.detail), code=code))
 
 
-async def _run(engine: Engine, work: Callable[[Job], Any]) -> Any:
-    """Run *work* on the model thread and return its result (or raise its error)."""
-    job = engine.runner.submit(work, asyncio.get_running_loop())
+async def _run(engine: Engine, work: Callable[[Job], Any], exclusive: bool = True) -> Any:
+    """Run *work* on the model thread and return its result (or raise its error).
+
+    *exclusive* work (loading, adapters) waits until no reply is being written.
+    """
+    job = engine.runner.submit(work, asyncio.get_running_loop(), exclusive=exclusive)
     try:
         while True:
             kind, payload = await job.events.get()
@@ -87,46 +93,52 @@ class _Generation:
         self.created = int(time.time())
         self.model_id = ""
 
-    def _work(self, sampling: Sampling) -> Callable[[Job], GenerationResult]:
+    def _prepare(self, sampling: Sampling) -> Callable[[Job], Prepared]:
         body = self.body
 
-        def work(job: Job) -> GenerationResult:
-            _, adapters, shown = self.engine.use_with_adapters(body.model, body.adapter_refs())
+        def prepare(job: Job) -> Prepared:
+            model, adapters, shown = self.engine.use_with_adapters(body.model,
+                                                                   body.adapter_refs())
             runner = self.engine.runner
             if isinstance(body, ChatRequest):
                 tokens = runner.chat_prompt(body.plain_messages())
             else:
                 tokens = runner.text_prompt(body.prompt_text())
             runner.check_fits(tokens)
-            job.emit("started", shown)
-            return runner.generate(job, tokens, sampling, adapters)
+            active = runner.adapters.stack_active() if adapters is None else adapters
+            return Prepared(tokens, sampling, AdapterSet.key(active),
+                            lambda: runner.adapters.apply(model, active), shown,
+                            reuse_cache=body.cache_prompt)
 
-        return work
+        return prepare
 
     async def respond(self) -> Response:
         sampling = self.body.sampling()
         if self.chat:
             assert isinstance(self.body, ChatRequest)
             self.body.plain_messages()  # reject an empty list before queueing
-        job = self.engine.runner.submit(self._work(sampling), asyncio.get_running_loop())
+        job = self.engine.runner.submit_generation(self._prepare(sampling),
+                                                   asyncio.get_running_loop())
+        # A client that gives up while its request waits for a slot leaves the queue.
+        watcher = asyncio.create_task(self._watch_disconnect(job))
         try:
-            kind, payload = await self._next(job)
-            while kind == "end":  # cannot happen before started/error, but be safe
-                kind, payload = await self._next(job)
+            kind, payload = await job.events.get()
             if kind == "error":
                 raise payload
+            if kind != "started":
+                raise APIError(499, "The request was cancelled before it started.",
+                               code="cancelled")
             self.model_id = payload
         except BaseException:
             job.cancel()
             raise
+        finally:
+            watcher.cancel()
         if self.body.stream:
             return StreamingResponse(self._sse(job), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache",
                                               "X-Accel-Buffering": "no"})
         return await self._whole(job)
-
-    async def _next(self, job: Job) -> tuple[str, Any]:
-        return await job.events.get()
 
     async def _whole(self, job: Job) -> JSONResponse:
         parts: list[str] = []
@@ -260,7 +272,7 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
             vectors, count = engine.runner.embed(texts)
             return model.id, vectors, count
 
-        model_id, vectors, count = await _run(engine, work)
+        model_id, vectors, count = await _run(engine, work, exclusive=False)
         data = []
         for index, vector in enumerate(vectors):
             value: Any = vector
@@ -282,7 +294,7 @@ def _add_control_routes(app: FastAPI, engine: Engine) -> None:
         body = parse(LoadRequest, await request.body())
         settings = LoadSettings(n_ctx=body.n_ctx or None, n_threads=body.n_threads,
                                 n_batch=body.n_batch, n_gpu_layers=body.n_gpu_layers,
-                                chat_template=body.chat_template)
+                                chat_template=body.chat_template, parallel=body.parallel)
         await _run(engine, lambda job: engine.load(body.model, settings))
         return engine.status()
 

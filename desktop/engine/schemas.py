@@ -10,9 +10,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
 from desktop.core.presets import MAX_SCALE, PresetError, StackEntry
 from desktop.engine.errors import APIError, bad_request
-from desktop.engine.runner import Sampling
+from desktop.engine.sampling import Sampling
 from desktop.engine.state import AdapterRef
 
 
@@ -77,6 +78,7 @@ class _Generation(_Body):
     stream_options: StreamOptions | None = None
     n: int = 1
     lora: list[LoraItem] | None = None
+    cache_prompt: bool = True  # llama-server's name: False evaluates the whole prompt anew
 
     def adapter_refs(self) -> list[AdapterRef] | None:
         """The request's own adapter stack, or None to use the model's (or preset's)."""
@@ -139,6 +141,11 @@ class EmbeddingRequest(_Body):
         texts = [self.input] if isinstance(self.input, str) else list(self.input)
         if not texts:
             raise bad_request("'input' is empty: send at least one text.", param="input")
+        for index, text in enumerate(texts):
+            if not text:
+                where = "input" if isinstance(self.input, str) else f"input.{index}"
+                raise bad_request(f"'{where}' is an empty string: there is nothing to embed.",
+                                  param=where)
         return texts
 
 
@@ -149,6 +156,7 @@ class LoadRequest(_Body):
     n_batch: Annotated[int, Field(ge=1)] = 512
     n_gpu_layers: int = 0
     chat_template: str | None = None
+    parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = DEFAULT_PARALLEL
 
 
 class AdapterAddRequest(_Body):

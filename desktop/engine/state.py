@@ -15,6 +15,7 @@ from desktop.core.presets import Preset, PresetError, PresetStore, StackEntry
 from desktop.engine.adapters import Active, LoadedAdapter
 from desktop.engine.errors import APIError, LoadError, bad_request
 from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner
+from desktop.engine.scheduler import NeedsIdle
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class Engine:
             raise APIError(404, f"No installed model is called '{name}'. Installed: "
                            f"{', '.join(installed) or 'none'}.", code="model_not_found",
                            param="model")
+        if self.runner.scheduler.busy:
+            raise NeedsIdle  # another model: once the replies of this one are written
         try:
             return self.load(name)
         except LoadError as exc:
@@ -253,6 +256,7 @@ class Engine:
                 "context_length_trained": model.info.context_length,
                 "chat_template": model.template_source,
                 "settings": model.settings.to_dict(),
+                "context_per_slot": model.n_ctx,
                 "loaded_at": model.loaded_at,
             },
             "memory_bytes": process_rss(),
@@ -266,5 +270,6 @@ class Engine:
             },
             "adapters": self.runner.adapters.describe(),
             "queue_length": self.runner.queue_length,
+            "slots": self.runner.scheduler.describe(),
             "public": None if self.public is None else self.public.describe(),
         }

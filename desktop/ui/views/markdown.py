@@ -13,10 +13,12 @@ import re
 import time
 
 from PySide6.QtCore import QEvent, QSize, QSizeF, Qt, QTimer, QUrl
-from PySide6.QtGui import (QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication,
+from PySide6.QtGui import (QColor, QDesktopServices, QFont, QGuiApplication,
                            QPalette, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
                                QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
+
+from desktop.ui.views.fonts import code_font
 
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
 
@@ -179,11 +181,7 @@ class CodeBlock(QFrame):
         self.editor = QPlainTextEdit()
         self.editor.setReadOnly(True)
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        # The fixed-width family only: its size follows the app's font size setting.
-        fixed = QFont()
-        fixed.setFamilies(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).families())
-        fixed.setStyleHint(QFont.StyleHint.Monospace)
-        self.editor.setFont(fixed)
+        self.editor.setFont(code_font())  # the family only: the size is the app's setting
         self.editor.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.editor.setAccessibleName(f"{language or 'Code'} code block")
         self.editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
