@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from desktop import __version__
+from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
 from desktop.core.paths import set_home
 
 
@@ -76,6 +77,19 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="llama.cpp threads (default: one per physical core)")
     parser.add_argument("--gpu-layers", type=int, default=0, metavar="N")
+    parser.add_argument("--parallel", type=_parallel, default=None, metavar="N",
+                        help="replies written at once, each with a context of its own "
+                             f"(default {DEFAULT_PARALLEL})")
+
+
+def _parallel(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"give a number from 1 to {MAX_PARALLEL}")
+    return value
 
 
 def _has_display() -> bool:

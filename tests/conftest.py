@@ -24,9 +24,16 @@ os.environ["NOMOAT_HOME"] = _HOME
 _SCREEN = Path(_HOME) / "offscreen-screen.json"
 _SCREEN.write_text('{"screens": [{"name": "laptop", "x": 0, "y": 0, "width": 1600, '
                    '"height": 900, "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}')
-os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={_SCREEN}")
-os.environ.pop("NOMOAT_ENGINE_VERBOSE", None)
-os.environ.pop("NOMOAT_DATA", None)  # the data folder is NOMOAT_HOME's in every test
+os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_SCREEN}"
+# What the developer's own desktop sets must not change what the tests see.
+for _name in ("QT_SCALE_FACTOR", "QT_SCREEN_SCALE_FACTORS", "QT_FONT_DPI", "QT_QPA_PLATFORMTHEME",
+              "QT_STYLE_OVERRIDE", "HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE",
+              "NOMOAT_ENGINE_VERBOSE", "NOMOAT_DATA"):  # the data folder is NOMOAT_HOME's
+    os.environ.pop(_name, None)
+# Requests to this machine never go through a proxy; the system's messages are in English.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+os.environ["LC_ALL"] = "C.UTF-8"
+os.environ["LANGUAGE"] = "C"
 
 from desktop.client.process import EngineSupervisor  # noqa: E402
 from desktop.core.library import starter_model_path  # noqa: E402
@@ -38,6 +45,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_data_folder_left_behind() -> Iterator[None]:
+    """A data folder an app chose in one test (NOMOAT_DATA) never carries into the next."""
+    os.environ.pop("NOMOAT_DATA", None)
+    yield
+    os.environ.pop("NOMOAT_DATA", None)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +111,10 @@ def start_serve(*extra: str, api_key: str | None = None, timeout: float = 90) ->
     if "is serving" not in line:
         proc.kill()
         proc.wait()
+        served.threads[0].join(5)
+        proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
         raise AssertionError(f"nomoat serve did not start: {line!r} {served.stderr}")
     assert time.monotonic() < deadline
     served.threads.append(threading.Thread(target=lambda: [None for _ in proc.stdout],

@@ -205,13 +205,17 @@ def test_unknown_references(data_home: Path, tmp_path: Path) -> None:
 
 def test_memory_fit_of_an_installed_model(data_home: Path) -> None:
     starter = installed_models()[0]
-    fit = memory_fit(starter, n_ctx=2048, available=8 * 1024**3)
+    fit = memory_fit(starter, n_ctx=2048, available=8 * 1024**3, parallel=1)
     assert fit.verdict == FITS
     assert fit.estimate.kv_cache == 30 * 3 * 128 * 2 * 2048
-    assert "it fits" in fit.message
+    assert "it fits" in fit.message and "parallel" not in fit.message
     assert memory_fit(starter, n_ctx=2048, available=100 * MB).verdict == WONT_FIT
+    # The engine's default: 4,096 tokens for each of 4 parallel replies.
     default = memory_fit(starter, available=8 * 1024**3)
-    assert default.estimate.kv_cache == 30 * 3 * 128 * 2 * 4096  # the engine's default
+    assert default.estimate.kv_cache == 30 * 3 * 128 * 2 * 4096 * 4
+    assert "context cache for 4 parallel replies" in default.message
+    two = memory_fit(starter, n_ctx=2048, available=8 * 1024**3, parallel=2)
+    assert two.estimate.kv_cache == 2 * fit.estimate.kv_cache
 
 
 # -- import and remove --------------------------------------------------------------------------

@@ -119,6 +119,7 @@ class MemoryEstimate:
     runtime: int = 0
     compute_peak: int = 0
     rough: bool = False
+    parallel: int = 1  # slots the context cache is for, each with the full context
 
     @property
     def total(self) -> int:
@@ -170,7 +171,8 @@ def estimate_model_memory(info: GGUFInfo, n_ctx: int, *, parallel: int = 1,
     # Attention scores for one batch against the whole context (f32), plus activations.
     peak = N_UBATCH * n_ctx * heads * 4 + N_UBATCH * width * 4 * 8
     return MemoryEstimate(weights=weights, kv_cache=kv_cache_bytes(info, n_ctx * parallel),
-                          overhead=overhead, runtime=ENGINE_RUNTIME, compute_peak=peak)
+                          overhead=overhead, runtime=ENGINE_RUNTIME, compute_peak=peak,
+                          parallel=parallel)
 
 
 def _weights_on_disk(info: GGUFInfo) -> int:
@@ -189,14 +191,16 @@ def _weights_on_disk(info: GGUFInfo) -> int:
 
 
 def estimate_from_size(size_bytes: int, parameter_count: int | None,
-                       n_ctx: int) -> MemoryEstimate:
-    """A rough estimate for a model that is not on disk yet (a catalog entry, a hub file)."""
+                       n_ctx: int, parallel: int = DEFAULT_PARALLEL) -> MemoryEstimate:
+    """A rough estimate for a model that is not on disk yet (a catalog entry, a hub file), with
+    a cache of *n_ctx* tokens for each of *parallel* slots."""
     billions = (parameter_count or size_bytes * 2) / 1e9  # ~4.5 bits a weight when unknown
     per_token = int(ROUGH_KV_BASE + ROUGH_KV_PER_BILLION * billions)
     overhead = ENGINE_RUNTIME + MODEL_BASE + DEFAULT_VOCAB * BYTES_PER_VOCAB_TOKEN
     peak = N_UBATCH * n_ctx * 32 * 4
-    return MemoryEstimate(weights=size_bytes, kv_cache=per_token * n_ctx, overhead=overhead,
-                          runtime=ENGINE_RUNTIME, compute_peak=peak, rough=True)
+    return MemoryEstimate(weights=size_bytes, kv_cache=per_token * n_ctx * parallel,
+                          overhead=overhead, runtime=ENGINE_RUNTIME, compute_peak=peak,
+                          rough=True, parallel=parallel)
 
 
 @dataclass(frozen=True)
@@ -212,14 +216,17 @@ class MemoryFit:
         """One plain sentence with the numbers, for the CLI and the window."""
         est = self.estimate
         about = "roughly" if est.rough else "about"
+        slots = f" for {est.parallel} parallel replies" if est.parallel > 1 else ""
         need = (f"Needs {about} {_gb(est.total)} ({_gb(est.weights)} weights, "
-                f"{_gb(est.kv_cache)} context cache, {_gb(est.overhead)} engine and buffers)")
+                f"{_gb(est.kv_cache)} context cache{slots}, {_gb(est.overhead)} engine and "
+                "buffers)")
         if self.available is None:
             return need + "; the free memory of this computer is not known."
         free = f"{_gb(self.available)} is free now"
         if self.verdict == WONT_FIT:
-            return (f"{need}, but only {free}: it won't fit. Choose a shorter context or a "
-                    "smaller model, or close other programs.")
+            fewer = ", fewer parallel replies" if est.parallel > 1 else ""
+            return (f"{need}, but only {free}: it won't fit. Choose a shorter context{fewer} "
+                    "or a smaller model, or close other programs.")
         if self.verdict == TIGHT:
             return (f"{need} and {free}: it is tight, so long prompts or other programs may "
                     "slow the computer down.")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from desktop.core.memory import MAX_PARALLEL
 from desktop.core.paths import get_paths
 
 SCHEMA_VERSION = 1
@@ -40,6 +41,7 @@ class ModelSettings:
     n_ctx: int | None = None
     n_threads: int | None = None
     n_gpu_layers: int | None = None
+    parallel: int | None = None  # replies written at once (None: the engine's default)
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
@@ -51,7 +53,7 @@ class ModelSettings:
 
     def load_options(self) -> dict[str, Any]:
         """The settings that are set and apply when loading, as engine load() keywords."""
-        keys = ("n_ctx", "n_threads", "n_gpu_layers", "chat_template")
+        keys = ("n_ctx", "n_threads", "n_gpu_layers", "parallel", "chat_template")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     def sampling_options(self) -> dict[str, Any]:
@@ -202,6 +204,7 @@ _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "n_ctx": _int(16, 10_000_000, optional=True),
     "n_threads": _int(1, 1024, optional=True),
     "n_gpu_layers": _int(-1, 100_000, optional=True),
+    "parallel": _int(1, MAX_PARALLEL, optional=True),
     "temperature": _float(0.0, 5.0, optional=True),
     "top_p": _float(0.0, 1.0, optional=True),
     "top_k": _int(0, 100_000, optional=True),

@@ -244,6 +244,14 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
         return {"status": "ok", "version": __version__,
                 "model": None if model is None else model.id}
 
+    @app.get("/nomoat/status")
+    async def nomoat_status() -> dict[str, Any]:
+        """What other programs may know: the model, its slots and the queue."""
+        model = engine.runner.model
+        return {"model": None if model is None else model.id,
+                "context_per_slot": None if model is None else model.n_ctx,
+                **engine.runner.scheduler.describe()}
+
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": engine.model_list()}

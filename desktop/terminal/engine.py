@@ -21,6 +21,8 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["n_ctx"] = args.ctx
     if args.threads:
         settings["n_threads"] = args.threads
+    if args.parallel:
+        settings["parallel"] = args.parallel
     return settings
 
 

@@ -18,7 +18,8 @@ def models(args: argparse.Namespace) -> int:
     """Installed models with their facts and memory fit, then the catalog's other models."""
     from desktop.core.catalog import load_catalog
     from desktop.core.library import installed_models, memory_fit
-    from desktop.core.memory import available_memory, check_fit, estimate_from_size
+    from desktop.core.memory import (DEFAULT_PARALLEL, available_memory, check_fit,
+                                     estimate_from_size)
     from desktop.core.settings import load_settings
 
     settings = load_settings()
@@ -31,7 +32,9 @@ def models(args: argparse.Namespace) -> int:
         if not model.loadable:
             print(f"  {model.id:<34} {_gb(model.size_bytes):>8}  broken: {model.problem}")
             continue
-        fit = memory_fit(model, available=free)
+        chosen = settings.model(model.id)
+        fit = memory_fit(model, chosen.n_ctx, available=free,
+                         parallel=chosen.parallel or DEFAULT_PARALLEL)
         facts = " ".join(part for part in (model.info.parameters_label if model.info else "",
                                            model.quantization or "") if part)
         note = " (bundled)" if model.bundled else ""

@@ -77,6 +77,9 @@ class EngineController(QObject):
 
     def shutdown(self) -> None:
         self._poll.stop()
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
         self._supervisor.stop()
 
     @property

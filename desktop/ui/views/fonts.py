@@ -3,8 +3,9 @@
 Qt's font database calls a family fixed-pitch only when fontconfig (or the platform) says so,
 and some monospaced faces are not marked: Noto Sans Mono is reported proportional on Debian.
 So a family counts as fixed-width here when a narrow and a wide letter take the same room.
-The system's own fixed font is tried first, then well-known monospaced families, then any
-family the database has that measures fixed; the first that does wins.
+The system's own fixed font is used when it measures fixed; otherwise well-known monospaced
+families are tried, then any family the database calls fixed-pitch; the first that measures
+fixed wins.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _resolves_to(family: str) -> QFont | None:
 def code_families() -> tuple[str, ...]:
     """The families to set on code: the chosen fixed-width one first, then Qt's fallbacks."""
     system = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    if measures_fixed(system):  # the system's choice (often an alias such as "monospace")
+        return tuple(system.families())
     candidates = [*system.families(), *KNOWN_MONOSPACED]
     installed = QFontDatabase.families()
     candidates += [f for f in installed if QFontDatabase.isFixedPitch(f)]

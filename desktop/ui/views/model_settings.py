@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
 from desktop.core.settings import ModelSettings
 
 # (field, label, minimum, maximum, step, decimals, default shown when unset)
@@ -23,6 +24,7 @@ LOADING = (
     ("n_ctx", "Context length (0: default)", 0, 1_048_576, 512, 0, 0),
     ("n_threads", "Threads (0: one per core)", 0, 256, 1, 0, 0),
     ("n_gpu_layers", "GPU layers", 0, 999, 1, 0, 0),
+    ("parallel", "Parallel replies", 1, MAX_PARALLEL, 1, 0, DEFAULT_PARALLEL),
 )
 
 

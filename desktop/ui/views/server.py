@@ -34,6 +34,11 @@ class ServerPage(QWidget):
         self.status = QLabel("The API is off.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        self.slots = QLabel("")
+        self.slots.setWordWrap(True)
+        self.slots.setAccessibleName("Replies being written")
+        layout.addWidget(self.slots)
+        engine.statusChanged.connect(self.show_slots)
 
         options = QGroupBox("Options")
         form = QFormLayout(options)
@@ -198,6 +203,20 @@ class ServerPage(QWidget):
             f"reply = client.chat.completions.create(model=\"{model}\", "
             "messages=[{\"role\": \"user\", \"content\": \"Hello\"}])\n"
             "print(reply.choices[0].message.content)\n")
+
+    def show_slots(self, status: dict[str, Any]) -> None:
+        """How many replies the engine writes now, of how many at once, and how many wait."""
+        slots = status.get("slots") or {}
+        total = slots.get("total") or 0
+        if not total:
+            self.slots.setText("")
+            return
+        busy, queued = slots.get("busy", 0), slots.get("queued", 0)
+        text = (f"Writing {busy} of up to {total} replies at once" if busy
+                else f"Ready to write up to {total} replies at once")
+        if queued:
+            text += f"; {queued} waiting for a free slot"
+        self.slots.setText(text + ".")
 
     def _refresh_log(self) -> None:
         if self.engine.state != "ready":
