@@ -79,7 +79,7 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-layers", type=int, default=0, metavar="N")
     parser.add_argument("--parallel", type=_parallel, default=None, metavar="N",
                         help="replies written at once, each with a context of its own "
-                             f"(default {DEFAULT_PARALLEL})")
+                             f"(default: {DEFAULT_PARALLEL}, or fewer if memory is short)")
 
 
 def _parallel(text: str) -> int:

@@ -508,6 +508,22 @@ def test_model_settings_apply_to_replies_and_survive_a_restart(qtbot, home) -> N
         second.close()
 
 
+def test_parallel_replies_reload_the_model_with_that_many_slots(qtbot, app) -> None:
+    page = app.window.chat_page
+    page.settings_button.click()
+    panel = page.settings_panel
+    assert panel.fields["parallel"].value() == 0  # as memory allows
+    qtbot.waitUntil(lambda: "replies at once" in app.server_page.slots.text(), timeout=10_000)
+    panel.fields["parallel"].setValue(2)
+    with qtbot.waitSignal(app.engine.statusChanged, timeout=60_000,
+                          check_params_cb=lambda s: (s.get("slots") or {}).get("total") == 2):
+        panel.reload_button.click()
+    assert app.settings.model("smollm2-135m-instruct").parallel == 2
+    assert app.server_page.slots.text() == "Ready to write up to 2 replies at once."
+    message, _ = send(qtbot, app, "Hello again.")
+    assert message.state == "complete"
+
+
 def test_server_options_are_remembered(qtbot, home) -> None:
     first = open_app(qtbot, home)
     try:

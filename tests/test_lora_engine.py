@@ -150,6 +150,31 @@ def test_a_cache_made_under_one_stack_never_serves_another(lab: Lab) -> None:
         fresh_engine.stop()
 
 
+def test_two_stacks_interleaved_over_four_clients_each_give_their_own_reply(lab: Lab) -> None:
+    import threading
+
+    stacks = [[{"name": "pirate", "scale": 1.0}], [{"name": "sql", "scale": 1.0}]]
+    alone = [lab.fresh(lora=stack) for stack in stacks]
+    assert alone[0] != alone[1]
+    replies: list[Any] = [None] * 8
+    gate = threading.Barrier(4)
+
+    def client(i: int) -> None:
+        gate.wait()
+        for turn in range(2):  # each client asks twice, the stacks taking turns in the slots
+            slot = 2 * i + turn
+            replies[slot] = lab.text(lora=stacks[(i + turn) % 2], cache_prompt=False)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for i in range(4):
+        for turn in range(2):
+            assert replies[2 * i + turn] == alone[(i + turn) % 2]
+
+
 def test_adapters_by_id_like_llama_server(lab: Lab) -> None:
     lab.adapters.set_stack([StackEntry("poet", 0.5)])
     listed = httpx.get(lab.supervisor.client.base_url + "/lora-adapters",

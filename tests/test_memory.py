@@ -29,6 +29,7 @@ from desktop.core.memory import (
     MemoryFit,
     available_memory,
     check_fit,
+    choose_parallel,
     default_context,
     estimate_from_size,
     estimate_model_memory,
@@ -127,6 +128,19 @@ def test_fit_messages(starter: Path) -> None:
     assert unknown.endswith("the free memory of this computer is not known.")
 
 
+def test_the_engine_writes_as_many_replies_at_once_as_memory_holds() -> None:
+    def estimate(slots: int) -> MemoryEstimate:
+        return MemoryEstimate(weights=500 * MiB, kv_cache=slots * 200 * MiB,
+                              overhead=100 * MiB, parallel=slots)
+
+    assert choose_parallel(estimate, None, 16 * GiB) == DEFAULT_PARALLEL
+    assert choose_parallel(estimate, None, 1400 * MiB) == 2  # four caches would be tight
+    assert choose_parallel(estimate, None, 700 * MiB) == 1  # even one does not fit: one
+    assert choose_parallel(estimate, 3, 700 * MiB) == 3  # the user's number stands
+    assert "for 4 parallel replies" in check_fit(estimate(4), 16 * GiB).message
+    assert "fewer parallel replies" in check_fit(estimate(4), 100 * MiB).message
+
+
 def test_rough_estimate_from_a_size() -> None:
     estimate = estimate_from_size(4_683_073_504, 7_615_616_512, 4096)
     assert estimate.rough and estimate.weights == 4_683_073_504
@@ -144,8 +158,9 @@ def test_memory_readings() -> None:
 
 # -- against the engine ---------------------------------------------------------------------------
 
-def measure(path: Path, n_ctx: int) -> int:
-    """The engine's resident memory with *path* loaded and one short answer given."""
+def measure(path: Path, n_ctx: int) -> tuple[int, int]:
+    """The engine's resident memory with *path* loaded and one short answer given, and how
+    many replies it writes at once."""
     supervisor = EngineSupervisor()
     supervisor.start()
     try:
@@ -158,8 +173,7 @@ def measure(path: Path, n_ctx: int) -> int:
     finally:
         supervisor.stop()
     assert status["model"]["settings"]["n_ctx"] == n_ctx
-    assert status["model"]["settings"]["parallel"] == DEFAULT_PARALLEL
-    return int(status["memory_bytes"])
+    return int(status["memory_bytes"]), status["model"]["settings"]["parallel"]
 
 
 @pytest.mark.parametrize("n_ctx", [2048, 8192])
@@ -167,9 +181,11 @@ def measure(path: Path, n_ctx: int) -> int:
 def test_estimate_is_within_15_percent_of_measured(request: pytest.FixtureRequest, which: str,
                                                    n_ctx: int) -> None:
     path: Path = request.getfixturevalue(which)
-    # The engine's default: a cache of n_ctx tokens for each parallel slot.
-    estimate = estimate_model_memory(read_gguf(path), n_ctx, parallel=DEFAULT_PARALLEL)
-    measured = measure(path, n_ctx)
+    measured, parallel = measure(path, n_ctx)
+    # The engine chose how many replies to write at once (DEFAULT_PARALLEL when they fit),
+    # each with a cache of n_ctx tokens.
+    assert 1 <= parallel <= DEFAULT_PARALLEL
+    estimate = estimate_model_memory(read_gguf(path), n_ctx, parallel=parallel)
     error = (estimate.total - measured) / measured
     print(f"\n{path.name} n_ctx={n_ctx}: measured {measured / MiB:.0f} MiB, estimated "
           f"{estimate.total / MiB:.0f} MiB (weights {estimate.weights / MiB:.0f}, KV "

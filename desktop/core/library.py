@@ -26,9 +26,10 @@ from typing import Any
 from desktop.core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog
 from desktop.core.gguf_info import GGUFError, GGUFInfo, check_shard, read_gguf
 from desktop.core.memory import (
-    DEFAULT_PARALLEL,
+    MemoryEstimate,
     MemoryFit,
     check_fit,
+    choose_parallel,
     default_context,
     estimate_model_memory,
 )
@@ -441,15 +442,21 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[str, Path]:
 
 
 def memory_fit(model: InstalledModel, n_ctx: int | None = None,
-               available: int | None = None, parallel: int = DEFAULT_PARALLEL
+               available: int | None = None, parallel: int | None = None
                ) -> MemoryFit | None:
     """Whether *model* fits in memory at *n_ctx* (the engine's default context when None) for
-    each of *parallel* slots; None for a broken model."""
+    each of *parallel* slots (as many as the engine would choose when None); None for a
+    broken model."""
     if model.info is None or model.problem is not None:
         return None
-    n_ctx = n_ctx or default_context(model.info)
-    estimate = estimate_model_memory(model.info, n_ctx, parallel=parallel,
+    info = model.info
+    n_ctx = n_ctx or default_context(info)
+
+    def estimate_for(slots: int) -> MemoryEstimate:
+        return estimate_model_memory(info, n_ctx, parallel=slots,
                                      weights_bytes=model.size_bytes)
+
+    estimate = estimate_for(choose_parallel(estimate_for, parallel, available))
     return check_fit(estimate, available)
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from desktop.core.gguf_info import GGUFInfo
@@ -91,7 +92,7 @@ ROUGH_KV_BASE = 16 * 1024
 ROUGH_KV_PER_BILLION = 48 * 1024
 
 DEFAULT_CONTEXT = 4096  # the engine's context length when none is chosen
-DEFAULT_PARALLEL = 4  # replies the engine writes at once; each slot has DEFAULT_CONTEXT
+DEFAULT_PARALLEL = 4  # replies written at once when their caches fit; each slot its own context
 MAX_PARALLEL = 64
 
 # Verdicts of check_fit().
@@ -191,7 +192,7 @@ def _weights_on_disk(info: GGUFInfo) -> int:
 
 
 def estimate_from_size(size_bytes: int, parameter_count: int | None,
-                       n_ctx: int, parallel: int = DEFAULT_PARALLEL) -> MemoryEstimate:
+                       n_ctx: int, parallel: int = 1) -> MemoryEstimate:
     """A rough estimate for a model that is not on disk yet (a catalog entry, a hub file), with
     a cache of *n_ctx* tokens for each of *parallel* slots."""
     billions = (parameter_count or size_bytes * 2) / 1e9  # ~4.5 bits a weight when unknown
@@ -231,6 +232,26 @@ class MemoryFit:
             return (f"{need} and {free}: it is tight, so long prompts or other programs may "
                     "slow the computer down.")
         return f"{need} and {free}: it fits."
+
+
+def choose_parallel(estimate: Callable[[int], MemoryEstimate], wanted: int | None = None,
+                    available: int | None = None, *, freed: int = 0,
+                    engine_running: bool = False) -> int:
+    """How many replies to write at once: *wanted* when the user chose a number; otherwise
+    DEFAULT_PARALLEL when the memory free now holds that many slots' caches comfortably, else
+    fewer, down to one. *estimate* gives the estimate for a number of slots."""
+    if wanted:
+        return wanted
+    if available is None:
+        available = available_memory()
+    if available is None:
+        return DEFAULT_PARALLEL
+    for parallel in (DEFAULT_PARALLEL, 2):
+        fit = check_fit(estimate(parallel), available, freed=freed,
+                        engine_running=engine_running)
+        if fit.verdict == FITS:
+            return parallel
+    return 1
 
 
 def _gb(value: int) -> str:

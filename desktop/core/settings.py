@@ -209,7 +209,7 @@ _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "top_p": _float(0.0, 1.0, optional=True),
     "top_k": _int(0, 100_000, optional=True),
     "min_p": _float(0.0, 1.0, optional=True),
-    "repeat_penalty": _float(0.0, 5.0, optional=True),
+    "repeat_penalty": _float(0.01, 5.0, optional=True),
     "max_tokens": _int(1, 10_000_000, optional=True),
     "chat_template": _text(),
 }

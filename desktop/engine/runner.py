@@ -21,8 +21,8 @@ from llama_cpp import _internals as internals
 
 from desktop.core.cpu import default_threads
 from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
-from desktop.core.memory import (DEFAULT_PARALLEL, available_memory, default_context,
-                                 estimate_model_memory)
+from desktop.core.memory import (MemoryEstimate, available_memory, choose_parallel,
+                                 default_context, estimate_model_memory)
 from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.scheduler import GenerationResult, Job, Prepared, Scheduler, piece_of
@@ -63,7 +63,8 @@ def _log_reason() -> str:
 class LoadSettings:
     """How a model is loaded. None means: pick a sensible default for this model.
 
-    *n_ctx* is each slot's context; the cache holds *parallel* of them.
+    *n_ctx* is each slot's context; the cache holds *parallel* of them (None: as many as
+    the memory free holds comfortably, up to DEFAULT_PARALLEL).
     """
 
     n_ctx: int | None = None
@@ -71,7 +72,7 @@ class LoadSettings:
     n_batch: int = 512
     n_gpu_layers: int = 0
     chat_template: str | None = None
-    parallel: int = DEFAULT_PARALLEL
+    parallel: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +95,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.vocab = self.weights.vocab
+        self.n_vocab = int(self.weights.n_vocab())
         self.memory = llama_cpp.llama_get_memory(self.context.ctx)
         self.n_swa = int(llama_cpp.llama_model_n_swa(self.weights.model))
 
@@ -158,13 +160,17 @@ class ModelRunner:
         n_ctx = settings.n_ctx or default_context(info)
         if n_ctx < 16:
             raise LoadError(f"A context length of {n_ctx} tokens is too short.")
-        parallel = settings.parallel
-        need = estimate_model_memory(info, n_ctx, parallel=parallel)
         free = available_memory()
+        if free is not None and self.model is not None:
+            free += estimate_model_memory(self.model.info, self.model.n_ctx,
+                                          parallel=self.model.parallel).total
+
+        def estimate(slots: int) -> MemoryEstimate:
+            return estimate_model_memory(info, n_ctx, parallel=slots)
+
+        parallel = choose_parallel(estimate, settings.parallel, free, engine_running=True)
+        need = estimate(parallel)
         if free is not None:
-            if self.model is not None:
-                free += estimate_model_memory(self.model.info, self.model.n_ctx,
-                                              parallel=self.model.parallel).total
             if need.total > free:
                 slots = "" if parallel == 1 else f" for each of {parallel} parallel replies"
                 raise LoadError(

@@ -40,7 +40,7 @@ class Sampling:
 class SamplerChain:
     """One request's llama_sampler chain; free it with :meth:`close` (on the model thread)."""
 
-    def __init__(self, sampling: Sampling) -> None:
+    def __init__(self, sampling: Sampling, n_vocab: int) -> None:
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
         self.chain: Any = llama_cpp.llama_sampler_chain_init(params)
@@ -48,9 +48,12 @@ class SamplerChain:
         self._penalised = sampling.penalised
         add = self._add
         if sampling.penalised:
-            add(llama_cpp.llama_sampler_init_penalties(
-                PENALTY_LAST_N, sampling.repeat_penalty, sampling.frequency_penalty,
-                sampling.presence_penalty))
+            penalties = (PENALTY_LAST_N, sampling.repeat_penalty, sampling.frequency_penalty,
+                         sampling.presence_penalty)
+            init = llama_cpp.llama_sampler_init_penalties
+            if len(getattr(init, "argtypes", ()) or ()) == 5:  # llama.cpp builds that want n_vocab
+                penalties = (n_vocab, *penalties)
+            add(init(*penalties))
         if sampling.temperature <= 0.0:
             add(llama_cpp.llama_sampler_init_greedy())
             return

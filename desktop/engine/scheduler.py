@@ -226,10 +226,33 @@ class Scheduler:
                     break
             if self._stopping:
                 break
-            self._admit()
-            if any(s.busy for s in self.slots):
-                self._step()
+            try:
+                self._admit()
+                if any(s.busy for s in self.slots):
+                    self._step()
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any request
+                self._fail_all(exc)
         self.reset_slots(None)
+
+    def _fail_all(self, exc: Exception) -> None:
+        """A fault outside any one request: the replies in progress end with the reason, their
+        caches are dropped, and the queue goes on."""
+        error = APIError(500, f"The engine failed: {exc}", type="server_error",
+                         code="engine_error")
+        model = self.runner.model
+        failed = []
+        for slot in self.slots:
+            if slot.job is not None:
+                failed.append(slot.job)
+                self._release(slot)
+                if model is not None:
+                    self._clear(model, slot)
+        if not failed and self._waiting:  # it came from the request at the head: drop it
+            failed.append(self._waiting[0])
+            self._dequeue(failed[0])
+        for job in failed:
+            job.emit("error", error)
+            job.emit("end")
 
     def _take(self, job: Job | None) -> None:
         if job is None:
@@ -286,6 +309,7 @@ class Scheduler:
     def _start(self, job: Job, busy: bool) -> bool:
         """Give *job* a slot; False if it has to wait (it stays at the head of the queue)."""
         assert job.prepare is not None
+        slot = None
         try:
             if job.prepared is None:
                 job.prepared = job.prepare(job)
@@ -302,14 +326,13 @@ class Scheduler:
             self._setup(model, slot, job, prepared)
         except NeedsIdle:
             return False
-        except APIError as exc:
-            self._dequeue(job)
-            job.emit("error", exc)
-            job.emit("end")
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the others
-            self._dequeue(job)
-            job.emit("error", APIError(500, f"The engine failed: {exc}", type="server_error",
-                                       code="engine_error"))
+            if job in self._waiting:
+                self._dequeue(job)
+            if slot is not None and slot.job is job:
+                self._release(slot)
+            job.emit("error", exc if isinstance(exc, APIError) else APIError(
+                500, f"The engine failed: {exc}", type="server_error", code="engine_error"))
             job.emit("end")
         return True
 
@@ -349,7 +372,7 @@ class Scheduler:
         slot.pending = tokens[keep:]
         slot.next_token = None
         slot.reused = keep
-        slot.chain = SamplerChain(sampling)
+        slot.chain = SamplerChain(sampling, model.n_vocab)
         slot.chain.accept_prompt(tokens)
         slot.text = TextStream(sampling.stop)
         room = model.n_ctx - len(tokens)
@@ -448,7 +471,7 @@ class Scheduler:
             slot.next_token = token
 
     def _finish(self, slot: Slot, reason: str) -> None:
-        job, text, chain = slot.job, slot.text, slot.chain
+        job, text = slot.job, slot.text
         assert job is not None and text is not None
         tail = text.flush()
         if tail and reason != "cancelled":
@@ -464,14 +487,19 @@ class Scheduler:
                                     else slot.first_at - slot.started_at),
             tokens_per_second=rate, slot=slot.index)
         self.last_generation = result
-        if chain is not None:
-            chain.close()
+        self._release(slot)
+        job.emit("result", result)
+        job.emit("end")
+
+    @staticmethod
+    def _release(slot: Slot) -> None:
+        """Free *slot* for the next request (its cache stays)."""
+        if slot.chain is not None:
+            slot.chain.close()
         slot.job = slot.chain = slot.text = None
         slot.pending = []
         slot.next_token = None
         slot.used_at = time.monotonic()
-        job.emit("result", result)
-        job.emit("end")
 
     def _decode_failed(self, model: LoadedModel, active: list[Slot], code: int) -> None:
         """A step llama.cpp refused: the requests in it fail, their caches are dropped."""
@@ -479,11 +507,7 @@ class Scheduler:
         for slot in active:
             job = slot.job
             assert job is not None
-            if slot.chain is not None:
-                slot.chain.close()
-            slot.job = slot.chain = slot.text = None
-            slot.pending = []
-            slot.next_token = None
+            self._release(slot)
             self._clear(model, slot)
             job.emit("error", APIError(500, f"llama.cpp could not decode: {reason}",
                                        type="server_error", code="decode_failed"))

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
+from desktop.core.memory import MAX_PARALLEL
 from desktop.core.presets import MAX_SCALE, PresetError, StackEntry
 from desktop.engine.errors import APIError, bad_request
 from desktop.engine.sampling import Sampling
@@ -67,9 +67,9 @@ class _Generation(_Body):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Probability | None = None
-    top_k: Annotated[int, Field(ge=0)] | None = None
+    top_k: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     min_p: Probability | None = None
-    repeat_penalty: Annotated[float, Field(ge=0.0)] | None = None
+    repeat_penalty: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
     seed: int | None = None
@@ -156,7 +156,7 @@ class LoadRequest(_Body):
     n_batch: Annotated[int, Field(ge=1)] = 512
     n_gpu_layers: int = 0
     chat_template: str | None = None
-    parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = DEFAULT_PARALLEL
+    parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] | None = None
 
 
 class AdapterAddRequest(_Body):

@@ -18,8 +18,8 @@ def models(args: argparse.Namespace) -> int:
     """Installed models with their facts and memory fit, then the catalog's other models."""
     from desktop.core.catalog import load_catalog
     from desktop.core.library import installed_models, memory_fit
-    from desktop.core.memory import (DEFAULT_PARALLEL, available_memory, check_fit,
-                                     estimate_from_size)
+    from desktop.core.memory import (DEFAULT_CONTEXT, available_memory, check_fit,
+                                     choose_parallel, estimate_from_size)
     from desktop.core.settings import load_settings
 
     settings = load_settings()
@@ -33,8 +33,7 @@ def models(args: argparse.Namespace) -> int:
             print(f"  {model.id:<34} {_gb(model.size_bytes):>8}  broken: {model.problem}")
             continue
         chosen = settings.model(model.id)
-        fit = memory_fit(model, chosen.n_ctx, available=free,
-                         parallel=chosen.parallel or DEFAULT_PARALLEL)
+        fit = memory_fit(model, chosen.n_ctx, available=free, parallel=chosen.parallel)
         facts = " ".join(part for part in (model.info.parameters_label if model.info else "",
                                            model.quantization or "") if part)
         note = " (bundled)" if model.bundled else ""
@@ -49,9 +48,11 @@ def models(args: argparse.Namespace) -> int:
     if rest:
         print("\nCatalog (nomoat download ID):")
     for entry in rest:
-        estimate = estimate_from_size(entry.size_bytes, entry.parameters_count,
-                                      min(4096, entry.context_length))
-        verdict = check_fit(estimate, free).verdict
+        def estimate(slots: int, entry: Any = entry) -> Any:
+            return estimate_from_size(entry.size_bytes, entry.parameters_count,
+                                      min(DEFAULT_CONTEXT, entry.context_length), slots)
+
+        verdict = check_fit(estimate(choose_parallel(estimate, None, free)), free).verdict
         print(f"  {entry.id:<34} {_gb(entry.size_bytes):>8}  "
               f"{entry.parameters + ' ' + entry.quantization:<14} {verdict:<10} {entry.name}")
     return 0

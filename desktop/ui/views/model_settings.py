@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
+from desktop.core.memory import MAX_PARALLEL
 from desktop.core.settings import ModelSettings
 
 # (field, label, minimum, maximum, step, decimals, default shown when unset)
@@ -17,14 +17,14 @@ SAMPLING = (
     ("top_p", "Top P", 0.0, 1.0, 0.01, 2, 0.95),
     ("top_k", "Top K", 0, 500, 1, 0, 40),
     ("min_p", "Min P", 0.0, 1.0, 0.01, 2, 0.05),
-    ("repeat_penalty", "Repeat penalty", 0.0, 3.0, 0.01, 2, 1.0),
+    ("repeat_penalty", "Repeat penalty", 0.01, 3.0, 0.01, 2, 1.0),
     ("max_tokens", "Max tokens (0: no limit)", 0, 131072, 64, 0, 0),
 )
 LOADING = (
     ("n_ctx", "Context length (0: default)", 0, 1_048_576, 512, 0, 0),
     ("n_threads", "Threads (0: one per core)", 0, 256, 1, 0, 0),
     ("n_gpu_layers", "GPU layers", 0, 999, 1, 0, 0),
-    ("parallel", "Parallel replies", 1, MAX_PARALLEL, 1, 0, DEFAULT_PARALLEL),
+    ("parallel", "Parallel replies (0: as memory allows)", 0, MAX_PARALLEL, 1, 0, 0),
 )
 
 
@@ -93,7 +93,7 @@ class ModelSettingsPanel(QWidget):
         values = {}
         for name, _, _, _, _, decimals, default in SAMPLING + LOADING:
             value = self.fields[name].value()
-            if name in ("max_tokens", "n_ctx", "n_threads") and value == 0:
+            if name in ("max_tokens", "n_ctx", "n_threads", "parallel") and value == 0:
                 values[name] = None
             elif value == default and name not in ("n_gpu_layers",):
                 values[name] = None  # unchanged: keep following the default

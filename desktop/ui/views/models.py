@@ -30,9 +30,11 @@ from desktop.core.hub import GgufFile, HubModel, Sort, list_gguf_files, search_m
 from desktop.core.library import InstalledModel, import_model, installed_models, remove_model
 from desktop.core.memory import (
     DEFAULT_CONTEXT,
+    MemoryEstimate,
     MemoryFit,
     available_memory,
     check_fit,
+    choose_parallel,
     estimate_from_size,
 )
 from desktop.core.settings import Settings
@@ -54,8 +56,13 @@ def catalog_fits(entries: list[CatalogEntry], engine_running: bool = False
     fits = {}
     for entry in entries:
         n_ctx = min(entry.context_length, DEFAULT_CONTEXT)
-        estimate = estimate_from_size(entry.size_bytes, entry.parameters_count, n_ctx)
-        fits[entry.id] = check_fit(estimate, available, engine_running=engine_running)
+
+        def estimate(slots: int, entry: CatalogEntry = entry, n_ctx: int = n_ctx
+                     ) -> MemoryEstimate:
+            return estimate_from_size(entry.size_bytes, entry.parameters_count, n_ctx, slots)
+
+        slots = choose_parallel(estimate, None, available, engine_running=engine_running)
+        fits[entry.id] = check_fit(estimate(slots), available, engine_running=engine_running)
     return fits
 
 
