@@ -30,6 +30,14 @@ os.environ.setdefault("NOMOAT_HOME", tempfile.mkdtemp(prefix="nomoat-bench-"))
 import llama_cpp  # noqa: E402
 from llama_cpp import _internals as internals  # noqa: E402
 
+
+@llama_cpp.llama_log_callback
+def _quiet(level: int, text: bytes, user_data: object) -> None:
+    """llama.cpp's log is not part of the figures."""
+
+
+llama_cpp.llama_log_set(_quiet, None)
+
 from desktop.client.process import EngineSupervisor  # noqa: E402
 from desktop.core.cpu import default_threads  # noqa: E402
 from desktop.core.library import starter_model_path  # noqa: E402
@@ -129,7 +137,7 @@ class Bare:
         self.weights.close()
 
 
-def engine_run(base_url: str, messages: list[list[dict[str, str]]], tokens: int
+def engine_run(base_url: str, model: str, messages: list[list[dict[str, str]]], tokens: int
                ) -> tuple[float, int, list[float]]:
     import openai
 
@@ -138,11 +146,18 @@ def engine_run(base_url: str, messages: list[list[dict[str, str]]], tokens: int
     firsts = [0.0] * len(messages)
     gate = threading.Barrier(len(messages) + 1)
     started = 0.0
+    errors: list[BaseException] = []
 
     def one(i: int) -> None:
         gate.wait()
+        try:
+            streamed(i)
+        except BaseException as exc:  # noqa: BLE001 - raised below, on the main thread
+            errors.append(exc)
+
+    def streamed(i: int) -> None:
         stream = client.chat.completions.create(
-            model="bench", messages=messages[i], max_tokens=tokens, temperature=0, stream=True,
+            model=model, messages=messages[i], max_tokens=tokens, temperature=0, stream=True,
             stream_options={"include_usage": True}, extra_body={"cache_prompt": False})
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content and not firsts[i]:
@@ -159,6 +174,8 @@ def engine_run(base_url: str, messages: list[list[dict[str, str]]], tokens: int
         thread.join()
     wall = time.perf_counter() - started
     client.close()
+    if errors:
+        raise errors[0]
     return wall, sum(counts), firsts
 
 
@@ -181,7 +198,9 @@ def main() -> int:
 
     supervisor = EngineSupervisor()
     supervisor.start()
-    supervisor.client.load(str(path), n_ctx=args.ctx, n_threads=threads, parallel=parallel)
+    status = supervisor.client.load(str(path), n_ctx=args.ctx, n_threads=threads,
+                                    parallel=parallel)
+    model = status["model"]["id"]
     import socket
 
     with socket.socket() as sock:
@@ -197,7 +216,7 @@ def main() -> int:
                 results.setdefault(("bare", n), []).append(
                     bare.run([bare.prompt(m) for m in messages], args.tokens))
                 results.setdefault(("engine", n), []).append(
-                    engine_run(public["base_url"], messages, args.tokens))
+                    engine_run(public["base_url"], model, messages, args.tokens))
     finally:
         bare.close()
         supervisor.stop()

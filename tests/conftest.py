@@ -48,6 +48,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(autouse=True)
+def _widgets_go_with_their_test() -> Iterator[None]:
+    """Widgets a test leaves to be deleted are deleted when it ends, not in the next test's
+    first wait, so whatever their destruction sets off is the test's own."""
+    yield
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+            QCoreApplication.processEvents()
+
+
+@pytest.fixture(autouse=True)
 def _no_data_folder_left_behind() -> Iterator[None]:
     """A data folder an app chose in one test (NOMOAT_DATA) never carries into the next."""
     os.environ.pop("NOMOAT_DATA", None)

@@ -16,6 +16,7 @@ import pytest
 from conftest import free_port, start_serve, stop_serve
 from desktop.client.api import EngineError
 from desktop.client.process import EngineSupervisor
+from desktop.core.paths import get_paths
 
 MODEL = "smollm2-135m-instruct"
 ESSAY = [{"role": "user", "content": "Write a very long essay about the history of bread."}]
@@ -84,6 +85,54 @@ def test_serve_survives_sigkill_of_its_engine() -> None:
         assert reply.usage.completion_tokens == 3
     finally:
         stop_serve(served)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_native_abort_is_explained_and_the_port_answers_503_until_the_model_is_back(
+        ) -> None:
+    """The engine aborts in native code (ggml_abort, as a failed GGML_ASSERT does): its own
+    words reach the log and the crash message, and the public port never refuses a
+    connection: 503 with Retry-After while the engine restarts, then answers again."""
+    events = []
+    supervisor = EngineSupervisor(on_event=events.append)
+    supervisor.start()
+    try:
+        supervisor.load(MODEL, n_ctx=1024)
+        public = supervisor.set_public(True, host="127.0.0.1", port=free_port())
+        base = public["base_url"]
+        first_pid = supervisor.pid
+        with pytest.raises(EngineError):
+            supervisor.client._call("POST", "/control/debug/abort", {})
+        seen: list[int] = []
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=30) as http:
+            while time.monotonic() < deadline:  # every request is answered, none refused
+                reply = http.get(base + "/models")
+                seen.append(reply.status_code)
+                if reply.status_code == 503:
+                    assert reply.headers["retry-after"].isdigit()
+                    assert reply.json()["error"]["code"] == "engine_restarting"
+                elif seen.count(503) and reply.status_code == 200:
+                    break
+                time.sleep(0.02)
+            assert 503 in seen and seen[-1] == 200, seen
+            chat = http.post(base + "/chat/completions", json={
+                "model": MODEL, "max_tokens": 3,
+                "messages": [{"role": "user", "content": "Hi"}]})
+            assert chat.status_code == 200 and chat.json()["usage"]["completion_tokens"] >= 1
+        crashed = next(e for e in events if e.kind == "crashed")
+        assert "aborted in native code" in crashed.message
+        assert "abort asked for through /control/debug/abort" in crashed.message
+        wait_for(lambda: any(e.kind == "restarted" for e in events), what="a restart")
+        restarted = next(e for e in events if e.kind == "restarted")
+        assert "abort asked for through /control/debug/abort" in restarted.message
+        assert supervisor.pid != first_pid
+        log = (get_paths().logs / "engine.log").read_text(errors="replace")
+        assert "abort asked for through /control/debug/abort" in log
+    finally:
+        supervisor.stop()
+    with pytest.raises(httpx.ConnectError):  # closed with the app, not left behind
+        httpx.get(base + "/models", timeout=5)
 
 
 def test_requests_to_a_stopped_engine_fail_at_once() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from typing import Any, Callable
 
 from desktop.client.adapters import AdapterClient
 from desktop.client.api import EngineClient, EngineError
+from desktop.client.public_port import PublicPort
+from desktop.core.listening import HandOver
 from desktop.core.paths import get_paths
 from desktop.core.presets import PresetError, StackEntry
 
@@ -64,10 +67,15 @@ def describe_exit(code: int) -> str:
 class EngineProcess:
     """One running engine process and its private address."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], url: str, token: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, token: str,
+                 handover: HandOver | None = None, log: Path | None = None,
+                 log_from: int = 0) -> None:
         self.proc = proc
         self.url = url
         self.token = token
+        self.handover = handover or HandOver()
+        self._log = log
+        self._log_from = log_from  # where this process's part of the engine log begins
         self._drainer = threading.Thread(target=_drain, args=(proc,), name="engine-stdout",
                                          daemon=True)
         self._drainer.start()
@@ -75,15 +83,26 @@ class EngineProcess:
     @classmethod
     def start(cls, timeout: float = START_TIMEOUT) -> "EngineProcess":
         paths = get_paths().ensure()
-        log = open(paths.logs / "engine.log", "ab")  # noqa: SIM115 - handed to the child
+        log_path = paths.logs / "engine.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        log_from = log.tell()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        handover = HandOver()
+        command = engine_command() + ["--parent-pid", str(os.getpid())]
+        channel = handover.child_fd()
+        if channel is not None:
+            command += ["--handover-fd", str(channel)]
         try:
             proc = subprocess.Popen(
-                engine_command() + ["--parent-pid", str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
+                pass_fds=() if channel is None else (channel,))
+        except BaseException:
+            handover.close()
+            raise
         finally:
             log.close()
+            handover.after_spawn()
         first: list[bytes] = []
         reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()),
                                   daemon=True)
@@ -96,10 +115,11 @@ class EngineProcess:
         except (ValueError, KeyError, TypeError):
             proc.kill()
             proc.wait()
+            handover.close()
             tail = _tail(paths.logs / "engine.log")
             raise EngineError("The engine did not start" + (f": {tail}" if tail else ".")) \
                 from None
-        return cls(proc, url, token)
+        return cls(proc, url, token, handover, log_path, log_from)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -117,6 +137,23 @@ class EngineProcess:
     def close_pipe(self) -> None:
         """Wait for the stdout reader, which closes the pipe when the engine has exited."""
         self._drainer.join(5)
+        self.handover.close()
+
+    def native_reason(self) -> str:
+        """What native code said before this engine died (GGML_ASSERT and the like), if
+        anything: the last such line it wrote to the engine log."""
+        if self._log is None:
+            return ""
+        try:
+            with open(self._log, "rb") as log:
+                log.seek(max(self._log_from, log.seek(0, os.SEEK_END) - 256 * 1024))
+                text = log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        found = [line.strip() for line in text.splitlines() if _NATIVE_LINE.search(line)]
+        # Native code's own words win over Python's note that the process was aborted.
+        own = [line for line in found if not line.startswith("Fatal Python error")]
+        return (own or found or [""])[-1][:400]
 
 
 def _drain(proc: subprocess.Popen[bytes]) -> None:
@@ -125,6 +162,12 @@ def _drain(proc: subprocess.Popen[bytes]) -> None:
     with proc.stdout:
         for _ in proc.stdout:
             pass
+
+
+# How native code says why it stops: ggml's "file:line: message" (GGML_ASSERT, GGML_ABORT),
+# C++'s "terminate called", assert(3)'s "Assertion ... failed", Python's faulthandler.
+_NATIVE_LINE = re.compile(r"^\S+:\d+: \S|GGML_ASSERT|GGML_ABORT|terminate called|Assertion .* "
+                          r"failed|Fatal Python error")
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -148,6 +191,7 @@ class EngineSupervisor:
         self._restarts: deque[float] = deque()
         self.model: tuple[str, dict[str, Any]] | None = None
         self.public: dict[str, Any] | None = None
+        self._port = PublicPort()
         # LoRA adapters loaded on the model (name -> GGUF path, None for library adapters) and
         # the adapter stack, put back after a restart.
         self.adapters: dict[str, str | None] = {}
@@ -178,6 +222,7 @@ class EngineSupervisor:
             self._ready.clear()
         if engine is not None:
             engine.stop()
+        self._port.close()
         if self._client is not None:
             self._client.close()
         self._emit("stopped", "The engine has stopped.")
@@ -244,10 +289,19 @@ class EngineSupervisor:
             self.adapter_stack = []
 
     def set_public(self, enabled: bool, **options: Any) -> dict[str, Any]:
-        result = self.client.set_public(enabled, **options)
-        if enabled:
-            options = dict(options, port=result.get("port", options.get("port")))
-        self.public = options if enabled else None
+        """Open (or change) or close the public API. The port is bound here and handed to
+        the engine, so it stays open while the engine restarts."""
+        client = self.client
+        if not enabled:
+            result = client.set_public(False)
+            self._port.close()
+            self.public = None
+            return result
+        engine = self._engine
+        if engine is None:
+            raise EngineError("The engine is not running.")
+        result = self._port.open(client, engine, options)
+        self.public = dict(options, port=result.get("port", options.get("port")))
         return result
 
     # -- watching ------------------------------------------------------------------------------
@@ -263,12 +317,21 @@ class EngineSupervisor:
             if self._stopping or engine is not self._engine:
                 return
             self._ready.clear()
-        self._emit("crashed", f"The engine {describe_exit(code)}. Restarting it…")
+        how = describe_exit(code)
+        # A process that ended itself (an abort, a fault) may have said why; a kill did not.
+        killed = code in (0, -getattr(signal, "SIGKILL", 9), -signal.SIGTERM)
+        reason = "" if killed else engine.native_reason()
+        if reason:
+            how += f": {reason}"
+        self._port.stand_in("The engine stopped and is being restarted; try again in a few "
+                            "seconds.")
+        self._emit("crashed", f"The engine {how}. Restarting it…")
         now = time.monotonic()
         self._restarts.append(now)
         while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
             self._restarts.popleft()
         if len(self._restarts) > MAX_RESTARTS:
+            self._port.close()
             self._emit("restart_failed", f"The engine stopped {len(self._restarts)} times in "
                        "two minutes, so it was not restarted again. Restart it by hand.")
             return
@@ -282,20 +345,22 @@ class EngineSupervisor:
                 self._ready.set()
         except EngineError as exc:
             self._ready.set()
+            self._port.close()
             self._emit("restart_failed", f"The engine restarted but could not be set up "
                        f"again: {exc}")
             return
+        finally:
+            self._port.end_stand_in()
         what = f" with {self.model[0]}" if self.model else ""
-        self._emit("restarted", f"The engine {describe_exit(code)}. It was restarted{what}."
-                   f"{note}")
+        self._emit("restarted", f"The engine {how}. It was restarted{what}.{note}")
 
     def _restore(self) -> str:
         """Put the new engine in the old one's state; return a note on what could not be."""
         assert self._client is not None
         if self.model is not None:
             self._client.load(self.model[0], **self.model[1])
-        if self.public is not None:
-            self._client.set_public(True, **self.public)
+        if self.public is not None and self._engine is not None:
+            self._port.open(self._client, self._engine, self.public)
         if self.model is None or not (self.adapters or self.adapter_stack):
             return ""
         adapters = AdapterClient(self._client)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import signal
@@ -32,13 +33,17 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(host: str, port: int, handover_fd: int | None) -> None:
     from desktop.engine.app import create_private_app
     from desktop.engine.server import PublicListener, bind, make_server
     from desktop.engine.state import Engine
 
     engine = Engine()
     engine.public = PublicListener(engine)
+    if handover_fd is not None:  # where the app passes the public listening socket
+        import socket
+
+        engine.handover = socket.socket(fileno=handover_fd)
     sock = bind(host, port)
     server = make_server(create_private_app(engine))
     loop = asyncio.get_running_loop()
@@ -65,14 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process ends")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--handover-fd", type=int, default=None,
+                        help="a Unix socket the app passes listening sockets on")
     args = parser.parse_args(argv)
     if args.data_dir:
         set_home(args.data_dir)
+    faulthandler.enable()  # a native crash leaves the Python stack in the engine log
     if args.parent_pid:
         threading.Thread(target=_watch_parent, args=(args.parent_pid,), name="parent-watch",
                          daemon=True).start()
     try:
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.handover_fd))
     except OSError as exc:
         print(f"nomoat engine: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from desktop import __version__
+from desktop.core.listening import ListenError, receive
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
 from desktop.engine.adapters import AdapterSet
-from desktop.engine.runner import LoadSettings
+from desktop.engine.runner import LoadSettings, native_abort
 from desktop.engine.sampling import Sampling
 from desktop.engine.scheduler import GenerationResult, Job, Prepared
 from desktop.engine.schemas import (
@@ -336,10 +337,24 @@ def _add_control_routes(app: FastAPI, engine: Engine) -> None:
     async def public(request: Request) -> dict[str, Any]:
         body = parse(PublicRequest, await request.body())
         if body.enabled:
-            await engine.public.open(body.host, body.port, body.api_key, body.cors_origins)
+            sock = None
+            if body.socket is not None:
+                try:
+                    sock = receive(engine.handover,
+                                   {"socket": body.socket, "shared": body.shared or ""})
+                except (OSError, ListenError) as exc:
+                    raise APIError(409, f"The engine could not take over the port: {exc}",
+                                   code="listen_failed", param="port") from exc
+            await engine.public.open(body.host, body.port, body.api_key, body.cors_origins,
+                                     sock=sock)
         else:
             await engine.public.close()
         return engine.public.describe()
+
+    @app.post("/control/debug/abort")
+    async def debug_abort() -> None:
+        """Abort the engine in native code, as a failed assertion in llama.cpp does."""
+        native_abort("abort asked for through /control/debug/abort")
 
     @app.get("/control/requests")
     async def requests_log() -> dict[str, Any]:

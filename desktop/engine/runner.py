@@ -317,3 +317,17 @@ class ModelRunner:
         vectors, total = model.embedder.embed(list(texts), normalize=True, truncate=True,
                                               return_count=True)
         return [list(v) for v in vectors], int(total)
+
+
+def native_abort(message: str) -> None:
+    """Stop the process in native code the way a failed GGML_ASSERT does (ggml_abort: the
+    message and a backtrace on stderr, then abort), to check that the app survives it."""
+    import glob
+
+    folder = Path(llama_cpp.__file__).parent / "lib"
+    names = sorted(glob.glob(str(folder / "*ggml-base*")))
+    if not names:
+        raise APIError(500, "ggml's library was not found.", type="server_error")
+    ggml = ctypes.CDLL(names[0])
+    ggml.ggml_abort.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
+    ggml.ggml_abort(b"desktop/engine/runner.py", 1, b"%s", message.encode())

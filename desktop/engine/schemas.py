@@ -186,6 +186,9 @@ class PublicRequest(_Body):
     port: Annotated[int, Field(ge=0, le=65535)] = 4891
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    # The app holds the port and hands the listening socket over (desktop.core.listening).
+    socket: Literal["passed", "shared"] | None = None
+    shared: str | None = None
 
 
 Body = TypeVar("Body", bound=_Body)

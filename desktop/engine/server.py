@@ -74,16 +74,19 @@ class PublicListener:
                 "cors_origins": self._settings["cors_origins"]}
 
     async def open(self, host: str, port: int, api_key: str | None,
-                   cors_origins: list[str]) -> None:
+                   cors_origins: list[str], sock: socket.socket | None = None) -> None:
+        """Serve on host:port, or on *sock* when the app holds the port and passed it."""
         await self.close()
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                message = f"Port {port} on {host} is already in use by another program."
-            else:
-                message = f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
-            raise APIError(409, message, code="listen_failed", param="port") from exc
+        if sock is None:
+            try:
+                sock = bind(host, port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    message = f"Port {port} on {host} is already in use by another program."
+                else:
+                    message = f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+                raise APIError(409, message, code="listen_failed", param="port") from exc
+        sock.setblocking(False)
         port = sock.getsockname()[1]
         app = create_public_app(self.engine, api_key, cors_origins, self.log)
         self._server = make_server(app)

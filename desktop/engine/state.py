@@ -35,6 +35,7 @@ class Engine:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     settings_by_model: dict[str, LoadSettings] = field(default_factory=dict)
     public: Any = None  # desktop.engine.server.PublicListener, set by the server
+    handover: Any = None  # the Unix socket the app passes listening sockets on, if any
 
     # -- model thread only -------------------------------------------------------------------
     def load(self, ref: str, settings: LoadSettings | None = None) -> LoadedModel:
