@@ -121,7 +121,59 @@ def main() -> int:
         print(f"{threads:>7} {label:<24} {idle:>10.1f} {busy:>10.1f} {busy / idle:>9.2f}",
               flush=True)
         time.sleep(1)
+    engine_row(path, args)
     return 0
+
+
+def engine_row(path: Path, args: argparse.Namespace) -> None:
+    """The same through the engine (HTTP, its own thread choice), stretch by stretch."""
+    import signal
+    import tempfile
+
+    os.environ.setdefault("NOMOAT_HOME", tempfile.mkdtemp(prefix="nomoat-bench-"))
+    from desktop.client.api import StreamEnd
+    from desktop.client.process import EngineSupervisor
+
+    supervisor = EngineSupervisor()
+    supervisor.start()
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(args.loops)]
+    for proc in burners:
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def stretch() -> float:
+        times, tokens = [], 0
+        for piece in supervisor.client.chat_stream(
+                [{"role": "user", "content": "Write a long story about a lighthouse."}],
+                max_tokens=args.tokens, temperature=0.0, cache_prompt=False):
+            if isinstance(piece, StreamEnd):
+                tokens = (piece.usage or {}).get("completion_tokens", 0)
+            else:
+                times.append(time.perf_counter())
+        return (tokens - 1) / (times[-1] - times[0])
+
+    idle, busy, threads = [], [], []
+    try:
+        supervisor.load(str(path), n_ctx=1024)
+        stretch()
+        for _ in range(args.rounds):
+            idle.append(stretch())
+            for proc in burners:
+                os.kill(proc.pid, signal.SIGCONT)
+            stretch()  # the engine looks at the load about once a second while it decodes
+            busy.append(stretch())
+            threads.append(supervisor.client.status()["model"]["threads_now"])
+            for proc in burners:
+                os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(0.1)
+    finally:
+        for proc in burners:
+            proc.kill()
+            proc.wait()
+        supervisor.stop()
+    i, b = statistics.median(idle), statistics.median(busy)
+    print(f"{'engine':>7} {'adaptive, busy: ' + str(sorted(set(threads))):<24} {i:>10.1f} "
+          f"{b:>10.1f} {b / i:>9.2f}", flush=True)
 
 
 if __name__ == "__main__":

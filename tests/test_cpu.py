@@ -82,3 +82,26 @@ def test_this_machine_agrees_with_lscpu() -> None:
 
 def test_the_engine_loads_with_one_thread_per_core(engine) -> None:  # type: ignore[no-untyped-def]
     assert engine.client.status()["model"]["settings"]["n_threads"] == cpu.default_threads()
+
+
+def test_llama_cpp_gets_the_cores_other_programs_leave(monkeypatch) -> None:
+    from desktop.engine import threads
+
+    clock = [0.0]
+    busy = [0.0]  # all CPUs' busy seconds; this process uses none of them
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(threads, "_system_busy", lambda: (busy[0], 0.0))
+    governor = threads.ThreadGovernor(4, adaptive=True)
+
+    def second(others: float) -> int | None:
+        clock[0] += 1.0
+        busy[0] += others
+        return governor.check()
+
+    assert governor.check() is None  # not a second yet
+    assert second(0.1) is None and governor.threads == 4
+    assert second(2.0) == 2  # two busy programs: two cores left
+    assert second(1.9) is None  # still about two: no change back and forth
+    assert second(3.9) == 1  # never fewer than one
+    assert second(0.05) == 4  # they are gone: every core again
+    assert threads.ThreadGovernor(4, adaptive=False).check() is None  # the user's own number

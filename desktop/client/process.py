@@ -28,6 +28,7 @@ from desktop.core.paths import get_paths
 from desktop.core.presets import PresetError, StackEntry
 
 START_TIMEOUT = 60.0
+ENGINE_SPINCOUNT = "10000"
 MAX_RESTARTS = 5
 RESTART_WINDOW = 120.0
 
@@ -88,6 +89,10 @@ class EngineProcess:
         log_from = log.tell()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # OpenMP's idle threads spin for a long while before they sleep, taking CPU from the
+        # engine's own event loop and from other programs; a short spin costs decoding nothing
+        # here (benchmarks/busy_neighbours.py, docs/performance.md).
+        env.setdefault("GOMP_SPINCOUNT", ENGINE_SPINCOUNT)
         handover = HandOver()
         command = engine_command() + ["--parent-pid", str(os.getpid())]
         channel = handover.child_fd()

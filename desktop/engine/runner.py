@@ -26,6 +26,7 @@ from desktop.core.memory import (MemoryEstimate, available_memory, choose_parall
 from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.scheduler import GenerationResult, Job, Prepared, Scheduler, piece_of
+from desktop.engine.threads import ThreadGovernor
 
 
 GiB = 1024**3
@@ -92,6 +93,7 @@ class LoadedModel:
     parallel: int
     loaded_at: float = field(default_factory=time.time)
     embedder: Any = None
+    governor: ThreadGovernor | None = None
 
     def __post_init__(self) -> None:
         self.vocab = self.weights.vocab
@@ -214,7 +216,9 @@ class ModelRunner:
                                 n_gpu_layers=settings.n_gpu_layers,
                                 chat_template=settings.chat_template, parallel=parallel)
         self.model = LoadedModel(model_id, path, info, resolved, weights, context, formatter,
-                                 source, n_ctx=n_ctx, parallel=parallel)
+                                 source, n_ctx=n_ctx, parallel=parallel,
+                                 governor=ThreadGovernor(threads,
+                                                         adaptive=settings.n_threads is None))
         self.scheduler.reset_slots(self.model)
         # Adapters that fit the new model (the same one with other settings) come back.
         self.adapters.restore(self.model, kept_adapters)

@@ -258,6 +258,9 @@ class Engine:
                 "chat_template": model.template_source,
                 "settings": model.settings.to_dict(),
                 "context_per_slot": model.n_ctx,
+                "threads_now": None if model.governor is None else model.governor.threads,
+                "other_programs_cpu": (None if model.governor is None
+                                       else round(model.governor.others, 2)),
                 "loaded_at": model.loaded_at,
             },
             "memory_bytes": process_rss(),
