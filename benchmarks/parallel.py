@@ -69,9 +69,11 @@ class Bare:
         self.batch = llama_cpp.llama_batch_init(512, 0, 1)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        meta = self.weights.metadata()
+        from desktop.core.gguf_info import read_gguf
+        from desktop.engine.runner import FALLBACK_TEMPLATE
+
         self.formatter = Jinja2ChatFormatter(
-            template=meta["tokenizer.chat_template"],
+            template=read_gguf(path).chat_template or FALLBACK_TEMPLATE,
             eos_token=self.weights.token_get_text(self.weights.token_eos()),
             bos_token=self.weights.token_get_text(max(0, self.weights.token_bos())))
 
