@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import openai
 import pytest
-
 from conftest import free_port
+
 from desktop.client.api import EngineError, StreamEnd
 
 MODEL = "smollm2-135m-instruct"

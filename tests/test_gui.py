@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
-from PySide6.QtTest import QAbstractItemModelTester
-
 from conftest import free_port, open_desktop, start_serve, stop_serve
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QAbstractItemModelTester
+from PySide6.QtWidgets import QApplication
+from test_parallel import long_story
+
 from desktop.core.chats import ChatStore
 from desktop.core.settings import load_settings
 
@@ -291,12 +292,18 @@ def test_engine_killed_mid_reply_shows_a_banner_and_comes_back(qtbot, app) -> No
     assert message.state == "complete"
 
 
-def test_server_switch_opens_and_closes_the_api(qtbot, app) -> None:
+def switch_server_on(qtbot, app):  # type: ignore[no-untyped-def]
+    """The server page with the API switched on at a free port; returns the page and port."""
     server = app.window.pages["Server"]
     port = free_port()
     server.port.setValue(port)
     server.switch.setChecked(True)
     qtbot.waitUntil(lambda: "Serving at" in server.status.text(), timeout=20_000)
+    return server, port
+
+
+def test_server_switch_opens_and_closes_the_api(qtbot, app) -> None:
+    server, port = switch_server_on(qtbot, app)
     with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
                        max_retries=0) as client:
         reply = client.chat.completions.create(
@@ -310,6 +317,25 @@ def test_server_switch_opens_and_closes_the_api(qtbot, app) -> None:
     qtbot.waitUntil(lambda: server.status.text() == "The API is off.", timeout=20_000)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/v1/models")
+
+
+def test_the_window_replies_while_a_server_client_streams(qtbot, app) -> None:
+    # The chat in the window is one more client: it does not wait behind a program's reply.
+    server, port = switch_server_on(qtbot, app)
+    with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
+                       max_retries=0) as client:
+        stream = long_story(client)
+        try:
+            pieces = iter(stream)
+            message, _ = send(qtbot, app, "What is the capital of France?")
+            assert message.state == "complete" and message.content
+            assert next(pieces).choices  # the program's reply still goes on
+            qtbot.waitUntil(lambda: server.slots.text().startswith("Writing 1 of up to"),
+                            timeout=10_000)
+        finally:
+            stream.close()
+    server.switch.setChecked(False)
+    qtbot.waitUntil(lambda: server.status.text() == "The API is off.", timeout=20_000)
 
 
 def test_reply_cut_off_by_a_crash_is_kept_and_marked(qtbot, home) -> None:

@@ -11,8 +11,13 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
 from pytestqt.qtbot import QtBot
 
-from desktop.ui.views.markdown import (REPARSE_MS, CodeBlock, MarkdownText, MarkdownView,
-                                       split_markdown)
+from desktop.ui.views.markdown import (
+    REPARSE_MS,
+    CodeBlock,
+    MarkdownText,
+    MarkdownView,
+    split_markdown,
+)
 
 REPLY = """# Bread
 

@@ -59,6 +59,17 @@ def at_once(count: int, work: Any) -> list[Any]:
     return results
 
 
+def long_story(client: openai.OpenAI, tokens: int = 3000) -> Any:
+    """A long greedy story, streamed: once this returns, its first pieces have come."""
+    stream = client.chat.completions.create(
+        model="smollm2-135m-instruct", stream=True, max_tokens=tokens, temperature=0,
+        messages=[{"role": "user", "content": "Write a very long story about a dragon."}])
+    pieces = iter(stream)
+    next(pieces)
+    next(pieces)
+    return stream
+
+
 def status(served: Served) -> dict[str, Any]:
     return httpx.get(f"http://127.0.0.1:{served.port}/nomoat/status", timeout=10).json()
 
@@ -95,13 +106,8 @@ def test_a_seed_gives_the_same_text_alone_and_beside_others(four: Served) -> Non
 
 def test_short_replies_finish_while_a_long_one_streams(four: Served) -> None:
     client = four.client()
-    long = client.chat.completions.create(
-        model="smollm2-135m-instruct", stream=True, max_tokens=3000, temperature=0,
-        messages=[{"role": "user", "content": "Write a very long story about a dragon."}])
+    long = long_story(client)
     try:
-        pieces = iter(long)
-        next(pieces)
-        next(pieces)
         seen = status(four)
         assert seen["total"] == 4 and seen["busy"] == 1
         replies = at_once(3, lambda i: ask(client, PROMPTS[i + 1]))
@@ -170,12 +176,8 @@ def test_status_shows_the_slots_and_an_empty_prompt_starts_from_the_first_token(
 
 def test_embeddings_are_made_while_replies_stream(four: Served) -> None:
     client = four.client()
-    stream = client.chat.completions.create(
-        model="smollm2-135m-instruct", stream=True, max_tokens=2000, temperature=0,
-        messages=[{"role": "user", "content": "Write a long story."}])
+    stream = long_story(client, 2000)
     try:
-        pieces = iter(stream)
-        next(pieces)
         vectors = client.embeddings.create(model="smollm2-135m-instruct",
                                            input=["a cat", "a dog"])
         assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 100
@@ -206,11 +208,7 @@ def test_a_full_engine_queues_requests_and_serves_them_in_order() -> None:
             for _ in stream:
                 pass
 
-        blocker = client.chat.completions.create(
-            model="smollm2-135m-instruct", stream=True, max_tokens=3000, temperature=0,
-            messages=[{"role": "user", "content": "Write a very long story."}])
-        pieces = iter(blocker)
-        next(pieces)
+        blocker = long_story(client)
         threads = []
         for i in range(4):  # each joins the queue after the one before it
             thread = threading.Thread(target=one, args=(i,))

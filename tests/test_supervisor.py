@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
 from conftest import free_port, start_serve, stop_serve
+
 from desktop.client.api import EngineError
 from desktop.client.process import EngineSupervisor
 from desktop.core.paths import get_paths

@@ -30,8 +30,8 @@ class ListenError(Exception):
     """The port cannot be opened; the message says why, for the user."""
 
 
-def bind_public(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (IPv6 hosts take IPv4 too), or ListenError."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port (an IPv6 host takes IPv4 too); OSError if it cannot."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
@@ -44,13 +44,21 @@ def bind_public(host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(128)
-    except OSError as exc:
+    except OSError:
         sock.close()
+        raise
+    return sock
+
+
+def bind_public(host: str, port: int) -> socket.socket:
+    """The public API's listening socket, or ListenError with the reason in words."""
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ListenError(f"Port {port} on {host} is already in use by another "
                               "program.") from exc
         raise ListenError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from exc
-    return sock
 
 
 def _reply(message: str) -> bytes:

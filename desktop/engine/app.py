@@ -17,12 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from desktop import __version__
 from desktop.core.listening import ListenError, receive
+from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
-from desktop.engine.adapters import AdapterSet
+from desktop.engine.jobs import GenerationResult, Job, Prepared
 from desktop.engine.runner import LoadSettings, native_abort
 from desktop.engine.sampling import Sampling
-from desktop.engine.scheduler import GenerationResult, Job, Prepared
 from desktop.engine.schemas import (
     AdapterAddRequest,
     ChatRequest,

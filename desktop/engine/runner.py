@@ -21,13 +21,18 @@ from llama_cpp import _internals as internals
 
 from desktop.core.cpu import default_threads
 from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
-from desktop.core.memory import (MemoryEstimate, available_memory, choose_parallel,
-                                 default_context, estimate_model_memory)
+from desktop.core.memory import (
+    MemoryEstimate,
+    available_memory,
+    choose_parallel,
+    default_context,
+    estimate_model_memory,
+)
 from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
-from desktop.engine.scheduler import GenerationResult, Job, Prepared, Scheduler, piece_of
+from desktop.engine.jobs import GenerationResult, Job, Prepared
+from desktop.engine.scheduler import Scheduler, piece_of
 from desktop.engine.threads import ThreadGovernor
-
 
 GiB = 1024**3
 
@@ -172,16 +177,15 @@ class ModelRunner:
 
         parallel = choose_parallel(estimate, settings.parallel, free, engine_running=True)
         need = estimate(parallel)
-        if free is not None:
-            if need.total > free:
-                slots = "" if parallel == 1 else f" for each of {parallel} parallel replies"
-                raise LoadError(
-                    f"{info.name or path.name} with a context of {n_ctx:,} tokens{slots} needs "
-                    f"about {need.total / GiB:.1f} GB of memory ({need.weights / GiB:.1f} GB "
-                    f"weights, {need.kv_cache / GiB:.1f} GB context cache), but only "
-                    f"{free / GiB:.1f} GB is available. Choose a shorter context, fewer "
-                    "parallel replies or a smaller model.",
-                    code="model_too_large")
+        if free is not None and need.total > free:
+            slots = "" if parallel == 1 else f" for each of {parallel} parallel replies"
+            raise LoadError(
+                f"{info.name or path.name} with a context of {n_ctx:,} tokens{slots} needs "
+                f"about {need.total / GiB:.1f} GB of memory ({need.weights / GiB:.1f} GB "
+                f"weights, {need.kv_cache / GiB:.1f} GB context cache), but only "
+                f"{free / GiB:.1f} GB is available. Choose a shorter context, fewer "
+                "parallel replies or a smaller model.",
+                code="model_too_large")
         previous = self.model
         kept_adapters = self.adapters.snapshot()
         self.unload()

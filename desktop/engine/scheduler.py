@@ -26,14 +26,14 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
 from desktop.engine.errors import APIError
-from desktop.engine.sampling import Sampling, SamplerChain
+from desktop.engine.jobs import GenerationResult, Job, NeedsIdle, Prepared
+from desktop.engine.sampling import SamplerChain
 from desktop.engine.textstream import TextStream
 
 if TYPE_CHECKING:
@@ -46,62 +46,6 @@ PREFILL_CHUNK = 256
 MIN_REUSE = 16
 # How long the idle thread sleeps between looks at a request waiting for cancellation.
 IDLE_WAIT_S = 0.05
-
-
-class NeedsIdle(Exception):
-    """Raised while preparing a request that can only start once every slot is idle."""
-
-
-@dataclass
-class GenerationResult:
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    seconds_to_first_token: float | None
-    tokens_per_second: float | None
-    slot: int | None = None
-
-
-@dataclass
-class Prepared:
-    """What a request decodes: set up on the model thread when it reaches a slot."""
-
-    tokens: list[int]
-    sampling: Sampling
-    stack_key: tuple[tuple[int, float], ...]
-    apply_stack: Callable[[], None]
-    shown: str
-    reuse_cache: bool = True
-
-
-class Job:
-    """One unit of work for the model thread, with a queue of events for the asyncio side.
-
-    Events: ("started", model id) for a generation once it has a slot, ("text", str),
-    ("result", value), ("error", APIError) and finally ("end", None).
-    """
-
-    def __init__(self, work: Callable[[Job], Any] | None, loop: asyncio.AbstractEventLoop,
-                 *, prepare: Callable[[Job], Prepared] | None = None,
-                 exclusive: bool = True) -> None:
-        self.work = work
-        self.prepare = prepare
-        self.exclusive = exclusive
-        self.loop = loop
-        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.cancelled = threading.Event()
-        self.queued_at = time.perf_counter()
-        self.prepared: Prepared | None = None
-
-    def emit(self, kind: str, payload: Any = None) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
-        except RuntimeError:  # the loop has closed: nobody is listening any more
-            self.cancelled.set()
-
-    def cancel(self) -> None:
-        self.cancelled.set()
 
 
 @dataclass
@@ -161,6 +105,7 @@ class Scheduler:
         self._batch_size = 0
         self._stopping = False
         self.last_generation: GenerationResult | None = None
+        self._outbox: list[tuple[Job, str, Any]] | None = None
         self._thread = threading.Thread(target=self._run, name="model-runner", daemon=True)
         self._thread.start()
 
@@ -411,6 +356,33 @@ class Scheduler:
 
     # -- model thread: one step ----------------------------------------------------------------
     def _step(self) -> None:
+        """One decode step. What it has to tell the requests goes to their event loop in one
+        call at the end, rather than one wake-up of the loop per slot."""
+        self._outbox = []
+        try:
+            self._decode_step()
+        finally:
+            self._flush()
+
+    def _send(self, job: Job, kind: str, payload: Any = None) -> None:
+        if self._outbox is None:
+            job.emit(kind, payload)
+        else:
+            self._outbox.append((job, kind, payload))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox or [], None
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, str, Any]]] = {}
+        for item in outbox:
+            by_loop.setdefault(item[0].loop, []).append(item)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop has closed: nobody is listening any more
+                for job, _, _ in items:
+                    job.cancelled.set()
+
+    def _decode_step(self) -> None:
         model = self.runner.model
         active = [s for s in self.slots if s.busy]
         for slot in active:
@@ -478,7 +450,7 @@ class Scheduler:
         slot.produced += 1
         piece = slot.text.feed(model.piece(token))
         if piece:
-            slot.job.emit("text", piece)
+            self._send(slot.job, "text", piece)
         if slot.text.stopped:
             self._finish(slot, "stop")
         elif slot.produced >= slot.limit:
@@ -491,7 +463,7 @@ class Scheduler:
         assert job is not None and text is not None
         tail = text.flush()
         if tail and reason != "cancelled":
-            job.emit("text", tail)
+            self._send(job, "text", tail)
         rate = None
         if (slot.first_at is not None and slot.last_at is not None and slot.produced > 1
                 and slot.last_at > slot.first_at):
@@ -504,8 +476,8 @@ class Scheduler:
             tokens_per_second=rate, slot=slot.index)
         self.last_generation = result
         self._release(slot)
-        job.emit("result", result)
-        job.emit("end")
+        self._send(job, "result", result)
+        self._send(job, "end")
 
     @staticmethod
     def _release(slot: Slot) -> None:
@@ -525,9 +497,15 @@ class Scheduler:
             assert job is not None
             self._release(slot)
             self._clear(model, slot)
-            job.emit("error", APIError(500, f"llama.cpp could not decode: {reason}",
-                                       type="server_error", code="decode_failed"))
-            job.emit("end")
+            self._send(job, "error", APIError(500, f"llama.cpp could not decode: {reason}",
+                                              type="server_error", code="decode_failed"))
+            self._send(job, "end")
+
+
+def _deliver(items: list[tuple[Job, str, Any]]) -> None:
+    """On the event loop: hand a step's events to their requests, in order."""
+    for job, kind, payload in items:
+        job.events.put_nowait((kind, payload))
 
 
 def piece_of(vocab: Any, token: int) -> bytes:

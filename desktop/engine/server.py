@@ -6,12 +6,12 @@ import asyncio
 import collections
 import contextlib
 import errno
-import ipaddress
 import socket
 from typing import Any, Iterator
 
 import uvicorn
 
+from desktop.core.listening import listening_socket
 from desktop.engine.app import create_public_app
 from desktop.engine.errors import APIError
 
@@ -28,21 +28,8 @@ class QuietServer(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port; raises OSError with the system's reason."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
-        family = socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
+    """A non-blocking listening socket on host:port; raises OSError with the system's reason."""
+    sock = listening_socket(host, port)
     sock.setblocking(False)
     return sock
 

@@ -14,8 +14,8 @@ from desktop.core.memory import process_rss
 from desktop.core.presets import Preset, PresetError, PresetStore, StackEntry
 from desktop.engine.adapters import Active, LoadedAdapter
 from desktop.engine.errors import APIError, LoadError, bad_request
+from desktop.engine.jobs import NeedsIdle
 from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner
-from desktop.engine.scheduler import NeedsIdle
 
 
 @dataclass(frozen=True)

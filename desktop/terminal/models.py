@@ -18,8 +18,13 @@ def models(args: argparse.Namespace) -> int:
     """Installed models with their facts and memory fit, then the catalog's other models."""
     from desktop.core.catalog import load_catalog
     from desktop.core.library import installed_models, memory_fit
-    from desktop.core.memory import (DEFAULT_CONTEXT, available_memory, check_fit,
-                                     choose_parallel, estimate_from_size)
+    from desktop.core.memory import (
+        DEFAULT_CONTEXT,
+        available_memory,
+        check_fit,
+        choose_parallel,
+        estimate_from_size,
+    )
     from desktop.core.settings import load_settings
 
     settings = load_settings()
@@ -108,8 +113,13 @@ class ProgressBar:
 
 def download(args: argparse.Namespace) -> int:
     from desktop.core.catalog import load_catalog
-    from desktop.core.downloads import (DownloadError, DownloadInterrupted, DownloadOptions,
-                                        DownloadRequest, download as fetch)
+    from desktop.core.downloads import (
+        DownloadError,
+        DownloadInterrupted,
+        DownloadOptions,
+        DownloadRequest,
+    )
+    from desktop.core.downloads import download as fetch
     from desktop.core.library import installed_models, models_folder
     from desktop.core.settings import load_settings
 

@@ -1,0 +1,68 @@
+"""What travels between the HTTP side and the scheduler: jobs, their events and results."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from desktop.engine.sampling import Sampling
+
+
+class NeedsIdle(Exception):
+    """Raised while preparing a request that can only start once every slot is idle."""
+
+
+@dataclass
+class GenerationResult:
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    seconds_to_first_token: float | None
+    tokens_per_second: float | None
+    slot: int | None = None
+
+
+@dataclass
+class Prepared:
+    """What a request decodes: set up on the model thread when it reaches a slot."""
+
+    tokens: list[int]
+    sampling: Sampling
+    stack_key: tuple[tuple[int, float], ...]
+    apply_stack: Callable[[], None]
+    shown: str
+    reuse_cache: bool = True
+
+
+class Job:
+    """One unit of work for the model thread, with a queue of events for the asyncio side.
+
+    Events: ("started", model id) for a generation once it has a slot, ("text", str),
+    ("result", value), ("error", APIError) and finally ("end", None).
+    """
+
+    def __init__(self, work: Callable[[Job], Any] | None, loop: asyncio.AbstractEventLoop,
+                 *, prepare: Callable[[Job], Prepared] | None = None,
+                 exclusive: bool = True) -> None:
+        self.work = work
+        self.prepare = prepare
+        self.exclusive = exclusive
+        self.loop = loop
+        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.queued_at = time.perf_counter()
+        self.prepared: Prepared | None = None
+
+    def emit(self, kind: str, payload: Any = None) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            self.cancelled.set()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
