@@ -109,7 +109,7 @@ class _Generation:
             active = runner.adapters.stack_active() if adapters is None else adapters
             return Prepared(tokens, sampling, AdapterSet.key(active),
                             lambda: runner.adapters.apply(model, active), shown,
-                            reuse_cache=body.cache_prompt)
+                            reuse_cache=body.cache_prompt, model=model)
 
         return prepare
 

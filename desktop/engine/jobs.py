@@ -37,6 +37,7 @@ class Prepared:
     apply_stack: Callable[[], None]
     shown: str
     reuse_cache: bool = True
+    model: Any = None  # the LoadedModel it was made for: another model means make it again
 
 
 class Job:

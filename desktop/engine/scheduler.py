@@ -258,6 +258,8 @@ class Scheduler:
         assert job.prepare is not None
         slot = None
         try:
+            if job.prepared is not None and job.prepared.model is not self.runner.model:
+                job.prepared = None  # made for a model that has been replaced since
             if job.prepared is None:
                 job.prepared = job.prepare(job)
             prepared = job.prepared
