@@ -135,6 +135,24 @@ def test_a_native_abort_is_explained_and_the_port_answers_503_until_the_model_is
         httpx.get(base + "/models", timeout=5)
 
 
+def test_where_a_socket_cannot_be_handed_over_the_engine_binds_the_port(monkeypatch) -> None:
+    import socket
+
+    monkeypatch.delattr(socket, "send_fds")  # as on Windows
+    supervisor = EngineSupervisor()
+    supervisor.start()
+    try:
+        supervisor.load(MODEL, n_ctx=512)
+        public = supervisor.set_public(True, host="127.0.0.1", port=free_port())
+        assert httpx.get(public["base_url"] + "/models", timeout=10).status_code == 200
+        assert supervisor._port.sock is None  # the app holds nothing
+        supervisor.set_public(False)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(public["base_url"] + "/models", timeout=5)
+    finally:
+        supervisor.stop()
+
+
 def test_requests_to_a_stopped_engine_fail_at_once() -> None:
     from desktop.client.api import EngineClient
 

@@ -2,7 +2,8 @@
 
 Binding in the app rather than in the engine means the port outlives an engine crash: while
 the engine restarts, :class:`desktop.core.listening.StandIn` answers 503 with Retry-After on
-it, and the restarted engine is handed the same socket (see desktop.core.listening).
+it, and the restarted engine is handed the same socket (see desktop.core.listening). Where a
+socket cannot be handed over (Windows), the engine binds the port itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class PublicPort:
     def open(self, client: EngineClient, engine: EngineProcess,
              options: dict[str, Any]) -> dict[str, Any]:
         """Bind host:port (or keep the socket bound there) and have *engine* serve it."""
+        if not engine.handover.available:  # no way to pass a socket: the engine binds it
+            return client.set_public(True, **options)
         host = str(options.get("host", "127.0.0.1"))
         port = int(options.get("port", 4891))
         if self.sock is not None and self.address != (host, port):
@@ -40,7 +43,7 @@ class PublicPort:
             self.address = (host, self.sock.getsockname()[1])
         assert self.address is not None
         try:
-            passed = engine.handover.send(self.sock, engine.proc.pid)
+            passed = engine.handover.send(self.sock)
             return client.set_public(True, **dict(options, port=self.address[1]), **passed)
         except (EngineError, OSError) as exc:
             if fresh:

@@ -5,9 +5,9 @@ the API on it. If the engine dies, the app's copy keeps the port open: new conne
 refused, and until the restarted engine has its model back and serves the socket again, a
 stand-in answers each request with 503 and Retry-After, in OpenAI's error shape.
 
-Handing a socket to another process: on POSIX the descriptor travels over a Unix socket pair
-made when the engine starts (SCM_RIGHTS); on Windows ``socket.share`` makes bytes the engine
-turns back into the socket.
+Handing a socket to another process: the descriptor travels over a Unix socket pair made when
+the engine starts (SCM_RIGHTS). Where that is not to be had (Windows), the engine binds the
+port itself, as it did before, and the port closes while the engine restarts.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class StandIn:
 
 
 class HandOver:
-    """The app's end of the channel a listening socket travels to the engine on."""
+    """The app's end of the channel a listening socket travels to the engine on (POSIX)."""
 
     def __init__(self) -> None:
         self._ours: socket.socket | None = None
@@ -130,8 +130,12 @@ class HandOver:
             self._ours, self.engine_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self.engine_end.set_inheritable(True)
 
+    @property
+    def available(self) -> bool:
+        return self._ours is not None
+
     def child_fd(self) -> int | None:
-        """The descriptor the engine inherits (POSIX), to name on its command line."""
+        """The descriptor the engine inherits, to name on its command line."""
         return None if self.engine_end is None else self.engine_end.fileno()
 
     def after_spawn(self) -> None:
@@ -140,15 +144,11 @@ class HandOver:
             self.engine_end.close()
             self.engine_end = None
 
-    def send(self, sock: socket.socket, engine_pid: int) -> dict[str, str]:
+    def send(self, sock: socket.socket) -> dict[str, str]:
         """Pass *sock* to the engine; returns what the open request carries to name it."""
-        if self._ours is not None:
-            socket.send_fds(self._ours, [b"S"], [sock.fileno()])
-            return {"socket": "passed"}
-        import base64
-
-        shared = sock.share(engine_pid)  # type: ignore[attr-defined]  # Windows only
-        return {"socket": "shared", "shared": base64.b64encode(shared).decode()}
+        assert self._ours is not None
+        socket.send_fds(self._ours, [b"S"], [sock.fileno()])
+        return {"socket": "passed"}
 
     def close(self) -> None:
         for end in (self._ours, self.engine_end):
@@ -157,16 +157,12 @@ class HandOver:
         self._ours = self.engine_end = None
 
 
-def receive(channel: socket.socket | None, request: dict[str, str]) -> socket.socket:
-    """The engine's side: the listening socket the app passed for *request*.
+def receive(channel: socket.socket | None) -> socket.socket:
+    """The engine's side: the listening socket the app passed.
 
     Should an earlier hand-over have been left unread (its request refused before the engine
     took it), only the newest socket is kept.
     """
-    if request.get("socket") == "shared":
-        import base64
-
-        return socket.fromshare(base64.b64decode(request["shared"]))  # type: ignore[attr-defined]
     if channel is None:
         raise ListenError("No channel to receive the listening socket on.")
     channel.settimeout(10)

@@ -340,8 +340,7 @@ def _add_control_routes(app: FastAPI, engine: Engine) -> None:
             sock = None
             if body.socket is not None:
                 try:
-                    sock = receive(engine.handover,
-                                   {"socket": body.socket, "shared": body.shared or ""})
+                    sock = receive(engine.handover)
                 except (OSError, ListenError) as exc:
                     raise APIError(409, f"The engine could not take over the port: {exc}",
                                    code="listen_failed", param="port") from exc

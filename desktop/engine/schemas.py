@@ -187,8 +187,7 @@ class PublicRequest(_Body):
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     # The app holds the port and hands the listening socket over (desktop.core.listening).
-    socket: Literal["passed", "shared"] | None = None
-    shared: str | None = None
+    socket: Literal["passed"] | None = None
 
 
 Body = TypeVar("Body", bound=_Body)
