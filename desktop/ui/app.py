@@ -374,7 +374,7 @@ class DesktopApp(QObject):
         self.settings_page.flush()
         self.downloads.close()
         self.window.close()
-        self.workers.shutdown()
+        self.workers.close()
         self.engine.shutdown()
         self.store.close()
 

@@ -47,6 +47,7 @@ class Workers(QObject):
         self._serial.setMaxThreadCount(1)
         self._tasks: set[_Task] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                on_done: Callable[[Any], None] | None = None,
@@ -58,20 +59,25 @@ class Workers(QObject):
         """
         task = _Task(fn, args)
         task.setAutoDelete(False)
-        if on_done is not None:
-            task.signals.done.connect(on_done)
-        if on_error is not None:
-            task.signals.failed.connect(on_error)
-        task.signals.done.connect(lambda _=None, t=task: self._forget(t))
-        task.signals.failed.connect(lambda _=None, t=task: self._forget(t))
+        # A result that arrives once the app has closed is not wanted: the widgets and the
+        # stores it would go to are gone (Picard's File._load_check).
+        task.signals.done.connect(lambda result, t=task: self._deliver(t, on_done, result))
+        task.signals.failed.connect(lambda exc, t=task: self._deliver(t, on_error, exc))
         with self._lock:
             self._tasks.add(task)
         (self._serial if serial else self._pool).start(task)
 
-    def _forget(self, task: _Task) -> None:
+    def _deliver(self, task: _Task, callback: Callable[[Any], None] | None, value: Any) -> None:
         with self._lock:
             self._tasks.discard(task)
+        if callback is not None and not self._closed:
+            callback(value)
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Wait for running work to end; True if everything finished in time."""
         return self._serial.waitForDone(timeout_ms) and self._pool.waitForDone(timeout_ms)
+
+    def close(self, timeout_ms: int = 10_000) -> bool:
+        """At quit: let running work end, and drop the results still on their way."""
+        self._closed = True
+        return self.shutdown(timeout_ms)
