@@ -7,7 +7,6 @@ sha256 check, the library, the chat's model picker, and loading it in the engine
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -170,8 +169,9 @@ def test_pause_resume_and_cancel_from_the_page(qtbot, hub, home) -> None:
         qtbot.waitUntil(lambda: card.controls.state is State.DOWNLOADING
                         and card.controls.progress.value() > 0 and len(shown) >= 3,
                         timeout=15_000)
-        gaps = [later - earlier for earlier, later in itertools.pairwise(shown)]
-        assert min(gaps) >= 0.2  # progress reaches the window about four times a second
+        # Progress reaches the window about four times a second, not with every chunk: a
+        # late delivery can bunch two, so the count is checked, not each gap.
+        assert len(shown) <= (shown[-1] - shown[0]) / 0.25 + 2, shown
         assert "MB/s" in card.controls.detail.text() and "left" in card.controls.detail.text()
         card.controls.pause_button.click()
         qtbot.waitUntil(lambda: card.controls.state is State.PAUSED, timeout=10_000)

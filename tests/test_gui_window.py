@@ -30,7 +30,10 @@ def test_default_window_leaves_room_for_the_conversation_list(qtbot: QtBot, home
     desktop = opened(qtbot)
     try:
         window = desktop.window
-        assert window.width() == 1180  # no page forces the first window wider
+        # No page forces the first window wider than 1,180 pixels, unless this machine's fonts
+        # make the window's own minimum wider than that.
+        first_width = window.width()
+        assert first_width == max(1180, window.minimumSizeHint().width()), first_width
         assert desktop.adapters_dock.isVisible()
         sidebar, chat = window.splitter.sizes()
         assert sidebar >= 180 and chat >= 500, (sidebar, chat)
@@ -38,7 +41,7 @@ def test_default_window_leaves_room_for_the_conversation_list(qtbot: QtBot, home
         title = "A very long question about the history of bread " * 4
         window.chat_page.title.setText(title)
         QApplication.processEvents()
-        assert window.width() == 1180
+        assert window.width() == first_width
         shown = window.chat_page.title.text()
         assert shown.endswith("…") and len(shown) >= 5, shown
         assert window.chat_page.title.toolTip() == title
