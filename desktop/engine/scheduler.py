@@ -3,8 +3,9 @@
 The model's context holds N sequences, one per slot, each with a cache of its own
 (``kv_unified`` off, so one slot's tokens never change another's numbers). Every step builds one
 batch: the next token of each slot that is generating, then chunks of the prompts of slots
-that are starting, and decodes it once. A new request takes a free slot at the next step, the
-one whose cached tokens share the longest prefix with its prompt; a finished one leaves.
+that are starting, and decodes it once. A new request takes a free slot at the next step: the
+one whose cached tokens share the longest prefix with its prompt, or else one next to the busy
+slots; a finished one leaves.
 
 Work that must have the model to itself (loading, unloading, adapters) queues with the
 requests, first come first served, and runs once the slots it waits for are idle. Embeddings
