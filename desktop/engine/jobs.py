@@ -34,7 +34,7 @@ class Prepared:
     tokens: list[int]
     sampling: Sampling
     stack_key: tuple[tuple[int, float], ...]
-    apply_stack: Callable[[], None]
+    apply_stack: Callable[[], object]  # makes llama.cpp apply the request's adapter stack
     shown: str
     reuse_cache: bool = True
     model: Any = None  # the LoadedModel it was made for: another model means make it again

@@ -48,11 +48,11 @@ class SamplerChain:
         self._penalised = sampling.penalised
         add = self._add
         if sampling.penalised:
-            penalties = (PENALTY_LAST_N, sampling.repeat_penalty, sampling.frequency_penalty,
-                         sampling.presence_penalty)
-            init = llama_cpp.llama_sampler_init_penalties
+            penalties: list[Any] = [PENALTY_LAST_N, sampling.repeat_penalty,
+                                    sampling.frequency_penalty, sampling.presence_penalty]
+            init: Any = llama_cpp.llama_sampler_init_penalties
             if len(getattr(init, "argtypes", ()) or ()) == 5:  # llama.cpp builds that want n_vocab
-                penalties = (n_vocab, *penalties)
+                penalties.insert(0, n_vocab)
             add(init(*penalties))
         if sampling.temperature <= 0.0:
             add(llama_cpp.llama_sampler_init_greedy())

@@ -435,7 +435,7 @@ class Scheduler:
             return
         now = time.perf_counter()
         for slot in active:
-            if slot.batch_index >= 0:
+            if slot.batch_index >= 0 and slot.chain is not None:
                 self._sampled(model, slot, slot.chain.sample(model.context.ctx,
                                                               slot.batch_index), now)
 
