@@ -17,11 +17,11 @@ Run: .venv/bin/python benchmarks/lora.py [--rounds 5] [--threads 1] [--tokens 12
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,23 +35,33 @@ import numpy as np
 from desktop.core.adapters import write_lora_gguf
 from desktop.core.gguf_info import read_gguf
 from desktop.core.library import starter_model_path
-from desktop.engine.runner import LoadSettings, ModelRunner, Sampling
+from desktop.engine.adapters import Active, AdapterSet
+from desktop.engine.jobs import GenerationResult, Prepared
+from desktop.engine.runner import LoadSettings, ModelRunner
+from desktop.engine.sampling import Sampling
 
 TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 SHORT = [{"role": "user", "content": "Hi"}]
 
 
-class Quiet:
-    """A stand-in for the engine's Job: nothing listens, nothing cancels."""
+def generate(runner: ModelRunner, tokens: list[int], sampling: Sampling,
+             stack: Active) -> GenerationResult:
+    """One reply through the engine's scheduler, waited for here (no HTTP in between)."""
+    model = runner.require_model()
+    prepared = Prepared(tokens, sampling, AdapterSet.key(stack),
+                        lambda: runner.adapters.apply(model, stack), model.id, model=model)
 
-    def __init__(self) -> None:
-        self.cancelled = threading.Event()
-        self.first_text_at: float | None = None
+    async def wait() -> GenerationResult:
+        job = runner.submit_generation(lambda job: prepared, asyncio.get_running_loop())
+        while True:
+            kind, payload = await job.events.get()
+            if kind == "result":
+                return payload
+            if kind == "error":
+                raise payload
 
-    def emit(self, kind: str, payload: Any = None) -> None:
-        if kind == "text" and self.first_text_at is None:
-            self.first_text_at = time.perf_counter()
+    return asyncio.run(wait())
 
 
 def make_adapter(folder: Path, seed: int, rank: int, architecture: str,
@@ -105,7 +115,7 @@ def main() -> int:
 
         def reload_and_answer() -> None:
             reload_with_adapter()
-            runner.generate(Quiet(), short, first_token, runner.adapters.active_now())
+            generate(runner, short, first_token, runner.adapters.active_now())
 
         # -- 1. stack change vs reload -----------------------------------------------------
         stacks = [[(adapters[0], 1.0)], [(adapters[0], 0.5), (adapters[1], 0.8)]]
@@ -116,7 +126,7 @@ def main() -> int:
             runner.adapters.apply(runner.model, stacks[(index + 1) % 2])
             swap_reply.append(timed(lambda: (
                 runner.adapters.apply(runner.model, stack),  # noqa: B023
-                runner.generate(Quiet(), short, first_token, stack))))  # noqa: B023
+                generate(runner, short, first_token, stack))))  # noqa: B023
         for _ in range(args.rounds):
             reload.append(timed(reload_with_adapter))
             reload_reply.append(timed(reload_and_answer))
@@ -131,7 +141,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for count in (0, 1, 3):
                 stack = [(a, 1.0) for a in adapters[:count]]
-                result = runner.generate(Quiet(), story, sampling, stack)
+                result = generate(runner, story, sampling, stack)
                 assert result.tokens_per_second is not None
                 rates[count].append(result.tokens_per_second)
                 counts[count].append(result.completion_tokens)

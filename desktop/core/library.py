@@ -25,14 +25,8 @@ from typing import Any
 
 from desktop.core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog
 from desktop.core.gguf_info import GGUFError, GGUFInfo, check_shard, read_gguf
-from desktop.core.memory import (
-    MemoryEstimate,
-    MemoryFit,
-    check_fit,
-    choose_parallel,
-    default_context,
-    estimate_model_memory,
-)
+from desktop.core.memory import (MemoryEstimate, MemoryFit, check_fit, choose_parallel,
+                                 default_context, estimate_model_memory)
 from desktop.core.paths import get_paths
 from desktop.core.settings import Settings, load_settings
 

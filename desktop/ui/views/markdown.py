@@ -13,29 +13,10 @@ import re
 import time
 
 from PySide6.QtCore import QEvent, QSize, QSizeF, Qt, QTimer, QUrl
-from PySide6.QtGui import (
-    QColor,
-    QDesktopServices,
-    QFont,
-    QGuiApplication,
-    QPalette,
-    QSyntaxHighlighter,
-    QTextCharFormat,
-    QTextCursor,
-    QWheelEvent,
-)
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QLayout,
-    QPlainTextEdit,
-    QPushButton,
-    QSizePolicy,
-    QTextBrowser,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import (QColor, QDesktopServices, QFont, QGuiApplication, QPalette,
+                           QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
+                               QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
 
 from desktop.ui.views.fonts import code_font
 
