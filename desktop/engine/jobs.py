@@ -6,10 +6,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from desktop.engine.sampling import Sampling
+from desktop.engine.steering import Steer
 
 
 class NeedsIdle(Exception):
@@ -38,12 +39,16 @@ class Prepared:
     shown: str
     reuse_cache: bool = True
     model: Any = None  # the LoadedModel it was made for: another model means make it again
+    steer: Steer = field(default_factory=Steer)
+    visible: frozenset[int] = frozenset()  # control tokens whose text the reply shows
 
 
 class Job:
     """One unit of work for the model thread, with a queue of events for the asyncio side.
 
     Events: ("started", model id) for a generation once it has a slot, ("text", str),
+    ("logprob", (token bytes, log-probability, [(bytes, log-probability)…])) before the text
+    of a token when the request asked for log-probabilities,
     ("result", value), ("error", APIError) and finally ("end", None).
     """
 

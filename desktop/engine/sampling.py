@@ -4,15 +4,28 @@ A chain is built per request, in llama.cpp's usual order: penalties on what was 
 then the filters (top-k, top-p, min-p), then temperature and a seeded draw. Temperature 0 is
 greedy. Each chain has its own random state, so a request with a seed draws the same tokens
 whether it runs alone or beside others.
+
+A grammar (desktop.engine.grammar) is checked after the draw, not before: the chain picks a
+token from the plain candidates, and only when the grammar refuses that token are all the
+candidates filtered by the grammar and the draw made again. Checking one token is cheap;
+filtering the whole vocabulary every step is what makes grammars slow, and most steps of a
+constrained reply pick an allowed token anyway.
+
+Log-probabilities come from the logits of the step that drew the token, so asking for them
+costs one softmax over the vocabulary per token.
 """
 
 from __future__ import annotations
 
+import ctypes
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
+import numpy as np
+
+from desktop.engine.grammar import GrammarSampler
 
 # How many recent tokens the repeat, frequency and presence penalties look at.
 PENALTY_LAST_N = 64
@@ -30,6 +43,7 @@ class Sampling:
     presence_penalty: float = 0.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    logprobs: int | None = None  # None: none; N: the chosen token's and the N likeliest
 
     @property
     def penalised(self) -> bool:
@@ -37,10 +51,25 @@ class Sampling:
                 or self.presence_penalty != 0.0)
 
 
+class GrammarStuck(Exception):
+    """No token the grammar allows is left among the candidates."""
+
+
+@dataclass
+class TokenLogprob:
+    token: int
+    logprob: float
+    top: list[tuple[int, float]]
+
+
 class SamplerChain:
     """One request's llama_sampler chain; free it with :meth:`close` (on the model thread)."""
 
     def __init__(self, sampling: Sampling, n_vocab: int) -> None:
+        self.n_vocab = n_vocab
+        self.grammar: GrammarSampler | None = None
+        self.top_logprobs = sampling.logprobs
+        self._data: Any = None
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
         self.chain: Any = llama_cpp.llama_sampler_chain_init(params)
@@ -75,11 +104,68 @@ class SamplerChain:
             for token in tokens[-PENALTY_LAST_N:]:
                 llama_cpp.llama_sampler_accept(self.chain, token)
 
-    def sample(self, ctx: Any, index: int) -> int:
+    def accept(self, token: int) -> None:
+        """A token that was not drawn (written for the model) joins what it has said."""
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        if self.grammar is not None:
+            self.grammar.accept(token)
+
+    def sample(self, ctx: Any, index: int, vocab: Any) -> int:
         """Draw the next token from the logits of batch position *index* (and accept it)."""
-        return int(llama_cpp.llama_sampler_sample(self.chain, ctx, index))
+        if self.grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self.chain, ctx, index))
+        candidates = self._candidates(ctx, index)
+        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(candidates))
+        token = int(candidates.data[candidates.selected].id)
+        if not self.grammar.allows(token):
+            candidates = self._candidates(ctx, index)
+            self.grammar.apply(ctypes.byref(candidates))
+            llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(candidates))
+            token = int(candidates.data[candidates.selected].id)
+            if not self.grammar.allows(token):
+                raise GrammarStuck()
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        if not llama_cpp.llama_vocab_is_eog(vocab, token):
+            self.grammar.accept(token)  # an end token is only allowed once the grammar is done
+        return token
+
+    def _candidates(self, ctx: Any, index: int) -> Any:
+        """Every token with its logit at batch position *index*, as llama.cpp takes them."""
+        if self._data is None:
+            self._data = (llama_cpp.llama_token_data * self.n_vocab)()
+            self._view = np.ctypeslib.as_array(self._data)
+            self._ids = np.arange(self.n_vocab, dtype=np.int32)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index),
+                                       shape=(self.n_vocab,))
+        self._view["id"] = self._ids
+        self._view["logit"] = logits
+        self._view["p"] = 0.0
+        return llama_cpp.llama_token_data_array(self._data, self.n_vocab, -1, False)
+
+    def logprob(self, ctx: Any, index: int, token: int) -> TokenLogprob | None:
+        """The model's log-probability of *token* at batch position *index*, and the
+        likeliest alternatives, when the request asked for them."""
+        if self.top_logprobs is None:
+            return None
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index),
+                                       shape=(self.n_vocab,))
+        peak = float(logits.max())
+        total = peak + float(np.log(np.exp(logits - peak).sum()))
+        top: list[tuple[int, float]] = []
+        if self.top_logprobs > 0:
+            n = min(self.top_logprobs, self.n_vocab)
+            best = np.argpartition(logits, -n)[-n:]
+            best = best[np.argsort(-logits[best], kind="stable")]
+            top = [(int(t), float(logits[t]) - total) for t in best]
+        return TokenLogprob(token, float(logits[token]) - total, top)
+
+    def set_grammar(self, grammar: GrammarSampler | None) -> None:
+        if self.grammar is not None:
+            self.grammar.close()
+        self.grammar = grammar
 
     def close(self) -> None:
+        self.set_grammar(None)
         if self.chain is not None:
             llama_cpp.llama_sampler_free(self.chain)
             self.chain = None

@@ -34,7 +34,8 @@ import llama_cpp
 
 from desktop.engine.errors import APIError
 from desktop.engine.jobs import GenerationResult, Job, NeedsIdle, Prepared
-from desktop.engine.sampling import SamplerChain
+from desktop.engine.sampling import GrammarStuck, SamplerChain
+from desktop.engine.steering import Steering
 from desktop.engine.textstream import TextStream
 
 if TYPE_CHECKING:
@@ -60,8 +61,10 @@ class Slot:
     job: Job | None = None
     prompt: list[int] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)  # prompt tokens not decoded yet
-    next_token: int | None = None  # sampled, to be decoded in the next step
+    next_tokens: list[int] = field(default_factory=list)  # to be decoded in the next step
     chain: SamplerChain | None = None
+    steering: Steering | None = None
+    visible: frozenset[int] = frozenset()  # control tokens whose text the reply shows
     text: TextStream | None = None
     limit: int = 0
     produced: int = 0
@@ -331,10 +334,12 @@ class Scheduler:
         slot.job = job
         slot.prompt = tokens
         slot.pending = tokens[keep:]
-        slot.next_token = None
+        slot.next_tokens = []
         slot.reused = keep
         slot.chain = SamplerChain(sampling, model.n_vocab)
         slot.chain.accept_prompt(tokens)
+        slot.visible = prepared.visible
+        slot.steering = Steering(prepared.steer, slot.chain, model.vocab, model.n_vocab)
         slot.text = TextStream(sampling.stop)
         room = model.n_ctx - len(tokens)
         slot.limit = min(sampling.max_tokens or room, room)
@@ -414,9 +419,14 @@ class Scheduler:
 
         for slot in active:
             slot.batch_index = -1
-            if slot.next_token is not None:
-                add(slot, slot.next_token, True)
-                slot.next_token = None
+        waiting = [s for s in active if s.next_tokens]
+        for k, slot in enumerate(waiting):
+            # Tokens written for the model (the end of its thinking) can make one slot's turn
+            # longer than a token: what does not fit waits for the next step.
+            room = self._batch_size - n - (len(waiting) - k - 1)
+            take, slot.next_tokens = slot.next_tokens[:room], slot.next_tokens[room:]
+            for i, token in enumerate(take):
+                add(slot, token, not slot.next_tokens and i == len(take) - 1)
         generating = n > 0
         budget = self._batch_size - n
         if generating:
@@ -434,10 +444,31 @@ class Scheduler:
             self._decode_failed(model, active, code)
             return
         now = time.perf_counter()
+        ctx = model.context.ctx
         for slot in active:
-            if slot.batch_index >= 0 and slot.chain is not None:
-                self._sampled(model, slot, slot.chain.sample(model.context.ctx,
-                                                              slot.batch_index), now)
+            if slot.batch_index < 0 or slot.chain is None:
+                continue
+            try:
+                token = slot.chain.sample(ctx, slot.batch_index, model.vocab)
+            except GrammarStuck:
+                self._finish(slot, "stop", APIError(
+                    500, "The output grammar allowed no token the model could write next.",
+                    type="server_error", code="grammar_stuck"))
+                continue
+            if slot.chain.top_logprobs is not None and slot.job is not None:
+                self._send_logprob(model, slot, slot.chain.logprob(ctx, slot.batch_index,
+                                                                   token))
+            self._sampled(model, slot, token, now)
+
+    def _send_logprob(self, model: LoadedModel, slot: Slot, entry: Any) -> None:
+        assert slot.job is not None
+        top = [(model.piece(t), lp) for t, lp in entry.top]
+        self._send(slot.job, "logprob", (self._piece(model, slot, entry.token),
+                                         entry.logprob, top))
+
+    @staticmethod
+    def _piece(model: LoadedModel, slot: Slot, token: int) -> bytes:
+        return piece_of(model.vocab, token, special=token in slot.visible)
 
     def _sampled(self, model: LoadedModel, slot: Slot, token: int, now: float) -> None:
         assert slot.job is not None and slot.text is not None
@@ -450,23 +481,39 @@ class Scheduler:
         if llama_cpp.llama_vocab_is_eog(model.vocab, token):
             self._finish(slot, "stop")
             return
-        slot.produced += 1
-        piece = slot.text.feed(model.piece(token))
-        if piece:
-            self._send(slot.job, "text", piece)
-        if slot.text.stopped:
-            self._finish(slot, "stop")
-        elif slot.produced >= slot.limit:
-            self._finish(slot, "length")
-        else:
-            slot.next_token = token
+        queued = [token]
+        while queued:
+            token = queued.pop(0)
+            slot.produced += 1
+            slot.next_tokens.append(token)
+            raw = self._piece(model, slot, token)
+            piece = slot.text.feed(raw)
+            if piece:
+                self._send(slot.job, "text", piece)
+            if slot.text.stopped:
+                self._finish(slot, "stop")
+                return
+            if slot.produced >= slot.limit:
+                self._finish(slot, "length")
+                return
+            if slot.steering is not None:
+                forced = slot.steering.after(raw.decode("utf-8", errors="replace"))
+                for extra in forced:  # written for the model: its sampler sees them too
+                    assert slot.chain is not None
+                    slot.chain.accept(extra)
+                queued.extend(forced)
 
-    def _finish(self, slot: Slot, reason: str) -> None:
+    def _finish(self, slot: Slot, reason: str, error: APIError | None = None) -> None:
         job, text = slot.job, slot.text
         assert job is not None and text is not None
         tail = text.flush()
         if tail and reason != "cancelled":
             self._send(job, "text", tail)
+        if error is not None:
+            self._release(slot)
+            self._send(job, "error", error)
+            self._send(job, "end")
+            return
         rate = None
         if (slot.first_at is not None and slot.last_at is not None and slot.produced > 1
                 and slot.last_at > slot.first_at):
@@ -487,9 +534,9 @@ class Scheduler:
         """Free *slot* for the next request (its cache stays)."""
         if slot.chain is not None:
             slot.chain.close()
-        slot.job = slot.chain = slot.text = None
+        slot.job = slot.chain = slot.text = slot.steering = None
         slot.pending = []
-        slot.next_token = None
+        slot.next_tokens = []
         slot.used_at = time.monotonic()
 
     def _decode_failed(self, model: LoadedModel, active: list[Slot], code: int) -> None:
@@ -511,11 +558,11 @@ def _deliver(items: list[tuple[Job, str, Any]]) -> None:
         job.events.put_nowait((kind, payload))
 
 
-def piece_of(vocab: Any, token: int) -> bytes:
-    """The bytes of one token as text (control tokens give none)."""
+def piece_of(vocab: Any, token: int, special: bool = False) -> bytes:
+    """The bytes of one token as text (control tokens give none unless *special*)."""
     buffer = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, 64, 0, False)
+    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, 64, 0, special)
     if n < 0:
         buffer = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, -n, 0, False)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, -n, 0, special)
     return buffer.raw[:max(n, 0)]
