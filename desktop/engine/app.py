@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import struct
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from desktop import __version__
 from desktop.core.listening import ListenError, receive
-from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
-from desktop.engine.jobs import GenerationResult, Job, Prepared
+from desktop.engine.generation import Generation
+from desktop.engine.jobs import Job
 from desktop.engine.runner import LoadSettings, native_abort
-from desktop.engine.sampling import Sampling
 from desktop.engine.schemas import (
     AdapterAddRequest,
     ChatRequest,
@@ -68,176 +64,6 @@ async def _run(engine: Engine, work: Callable[[Job], Any], exclusive: bool = Tru
         job.cancel()
 
 
-def _usage(result: GenerationResult) -> dict[str, Any]:
-    return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "total_tokens": result.prompt_tokens + result.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": result.cached_tokens},
-    }
-
-
-def _finish(result: GenerationResult) -> str:
-    return "length" if result.finish_reason == "length" else "stop"
-
-
-class _Generation:
-    """One chat or text completion: starts the job, then answers whole or as SSE."""
-
-    def __init__(self, engine: Engine, request: Request, body: ChatRequest | CompletionRequest,
-                 chat: bool) -> None:
-        self.engine = engine
-        self.request = request
-        self.body = body
-        self.chat = chat
-        self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-        self.created = int(time.time())
-        self.model_id = ""
-
-    def _prepare(self, sampling: Sampling) -> Callable[[Job], Prepared]:
-        body = self.body
-
-        def prepare(job: Job) -> Prepared:
-            model, adapters, shown = self.engine.use_with_adapters(body.model,
-                                                                   body.adapter_refs())
-            runner = self.engine.runner
-            if isinstance(body, ChatRequest):
-                tokens = runner.chat_prompt(body.plain_messages())
-            else:
-                tokens = runner.text_prompt(body.prompt_text())
-            runner.check_fits(tokens)
-            active = runner.adapters.stack_active() if adapters is None else adapters
-            return Prepared(tokens, sampling, AdapterSet.key(active),
-                            lambda: runner.adapters.apply(model, active), shown,
-                            reuse_cache=body.cache_prompt, model=model)
-
-        return prepare
-
-    async def respond(self) -> Response:
-        sampling = self.body.sampling()
-        if self.chat:
-            assert isinstance(self.body, ChatRequest)
-            self.body.plain_messages()  # reject an empty list before queueing
-        job = self.engine.runner.submit_generation(self._prepare(sampling),
-                                                   asyncio.get_running_loop())
-        # A client that gives up while its request waits for a slot leaves the queue.
-        watcher = asyncio.create_task(self._watch_disconnect(job))
-        try:
-            kind, payload = await job.events.get()
-            if kind == "error":
-                raise payload
-            if kind != "started":
-                raise APIError(499, "The request was cancelled before it started.",
-                               code="cancelled")
-            self.model_id = payload
-        except BaseException:
-            job.cancel()
-            raise
-        finally:
-            watcher.cancel()
-        if self.body.stream:
-            return StreamingResponse(self._sse(job), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache",
-                                              "X-Accel-Buffering": "no"})
-        return await self._whole(job)
-
-    async def _whole(self, job: Job) -> JSONResponse:
-        parts: list[str] = []
-        watcher = asyncio.create_task(self._watch_disconnect(job))
-        try:
-            while True:
-                kind, payload = await job.events.get()
-                if kind == "text":
-                    parts.append(payload)
-                elif kind == "error":
-                    raise payload
-                elif kind == "result":
-                    result: GenerationResult = payload
-                    break
-        finally:
-            watcher.cancel()
-            job.cancel()
-        text = "".join(parts)
-        self.request.state.tokens = result.completion_tokens
-        if self.chat:
-            choice: dict[str, Any] = {"index": 0,
-                                      "message": {"role": "assistant", "content": text},
-                                      "logprobs": None, "finish_reason": _finish(result)}
-            obj = "chat.completion"
-        else:
-            choice = {"index": 0, "text": text, "logprobs": None,
-                      "finish_reason": _finish(result)}
-            obj = "text_completion"
-        return JSONResponse({"id": self.id, "object": obj, "created": self.created,
-                             "model": self.model_id, "choices": [choice],
-                             "usage": _usage(result)})
-
-    async def _watch_disconnect(self, job: Job) -> None:
-        while not job.cancelled.is_set():
-            if await self.request.is_disconnected():
-                job.cancel()
-                return
-            await asyncio.sleep(0.25)
-
-    def _chunk(self, delta: dict[str, Any] | None, text: str | None,
-               finish: str | None) -> dict[str, Any]:
-        if self.chat:
-            choice: dict[str, Any] = {"index": 0, "delta": delta or {}, "logprobs": None,
-                                      "finish_reason": finish}
-            obj = "chat.completion.chunk"
-        else:
-            choice = {"index": 0, "text": text or "", "logprobs": None,
-                      "finish_reason": finish}
-            obj = "text_completion"
-        chunk: dict[str, Any] = {"id": self.id, "object": obj, "created": self.created,
-                                 "model": self.model_id, "choices": [choice]}
-        if self.body.include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    async def _sse(self, job: Job) -> AsyncIterator[bytes]:
-        def event(data: Any) -> bytes:
-            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-        # A text chunk differs from the next only in its text: build the rest once, so each
-        # token costs the event loop (which shares the cores with llama.cpp) one json.dumps.
-        marker = "\u0000text\u0000"
-        template = event(self._chunk({"content": marker}, marker, None)).decode()
-        head, _, tail = template.partition(json.dumps(marker))
-        try:
-            if self.chat:
-                yield event(self._chunk({"role": "assistant", "content": ""}, None, None))
-            pending: tuple[str, Any] | None = None
-            while True:
-                kind, payload = pending or await job.events.get()
-                pending = None
-                if kind == "text":
-                    # Text that queued up while the client was slow goes out as one chunk.
-                    while not job.events.empty():
-                        pending = job.events.get_nowait()
-                        if pending[0] != "text":
-                            break
-                        payload += pending[1]
-                        pending = None
-                    yield (head + json.dumps(payload, ensure_ascii=False) + tail).encode()
-                elif kind == "error":
-                    yield event(payload.body())
-                    break
-                elif kind == "result":
-                    result: GenerationResult = payload
-                    self.request.state.tokens = result.completion_tokens
-                    yield event(self._chunk({}, "", _finish(result)))
-                    if self.body.include_usage:
-                        yield event({"id": self.id, "object": self._chunk(None, None, None)
-                                     ["object"], "created": self.created,
-                                     "model": self.model_id, "choices": [],
-                                     "usage": _usage(result)})
-                    break
-            yield b"data: [DONE]\n\n"
-        finally:
-            job.cancel()
-
-
 def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -264,12 +90,12 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = parse(ChatRequest, await request.body())
-        return await _Generation(engine, request, body, chat=True).respond()
+        return await Generation(engine, request, body, chat=True).respond()
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         body = parse(CompletionRequest, await request.body())
-        return await _Generation(engine, request, body, chat=False).respond()
+        return await Generation(engine, request, body, chat=False).respond()
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:

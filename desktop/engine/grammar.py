@@ -163,6 +163,10 @@ def _convert(schema: dict[str, Any], param: str) -> str:
 
 
 JSON_OBJECT_GRAMMAR = JSON_GBNF
+# The rule for one call in tool-call grammars (a name no property turns into).
+CALL_RULE = "nomoat-tool-call"
+# The answer after the thinking, for a reply that starts inside it.
+AFTER_THINKING = r"[\s\S]*?</think>\s*([\s\S]*)"
 
 
 def _rename_refs(schema: Any, prefix: str) -> Any:
@@ -199,38 +203,36 @@ def calls_schema(functions: list[tuple[str, dict[str, Any]]], key: str = "argume
     return schema
 
 
-def tool_call_grammar(call_schema: dict[str, Any], opening: str, closing: str, between: str,
-                      parallel: bool) -> str:
-    """GBNF for one call (or, with *parallel*, several) in the model's own markup: *opening*
-    before the calls, *between* two calls, *closing* after them."""
+def tool_call_grammar(call_schema: dict[str, Any], root: str) -> str:
+    """GBNF whose *root* rule (written by the caller, in the model's call markup) refers to
+    CALL_RULE: one call as *call_schema* says."""
     grammar = _convert(call_schema, "tools")
-    grammar = re.sub(r"^root ::=", "call ::=", grammar, flags=re.M)
-    more = f"({_literal(between)} call)*" if parallel else ""
-    root = f"root ::= {_literal(opening)} call {more} {_literal(closing)}\n"
-    return root + grammar
-
-
-def _literal(text: str) -> str:
-    if not text:
-        return '""'
-    return json.dumps(text)
+    grammar = re.sub(r"^root ::=", f"{CALL_RULE} ::=", grammar, flags=re.MULTILINE)
+    return root + "\n" + grammar
 
 
 @dataclass
 class Constraint:
-    """A grammar for one reply; *after* is text (the end of the thinking) that must be
-    written before the grammar begins, or None for from the first token."""
+    """A grammar for one reply. With a *trigger* (a regular expression over the reply so
+    far, as llama.cpp's lazy grammars take it), the grammar waits until the reply matches it
+    and binds the text from the trigger's first group on: the answer after the thinking, or
+    a call the model chose to make."""
 
     gbnf: str
-    after: str | None = None
+    trigger: str | None = None
 
 
 class GrammarSampler:
     """llama.cpp's grammar sampler for one slot (model thread only)."""
 
-    def __init__(self, vocab: Any, gbnf: str, n_vocab: int) -> None:
-        self.sampler: Any = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(),
-                                                                 b"root")
+    def __init__(self, vocab: Any, gbnf: str, trigger: str | None = None) -> None:
+        if trigger is None:
+            self.sampler: Any = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(),
+                                                                     b"root")
+        else:
+            patterns = (ctypes.c_char_p * 1)(trigger.encode())
+            self.sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+                vocab, gbnf.encode(), b"root", patterns, 1, None, 0)
         if not self.sampler:
             raise APIError(400, "The output grammar could not be parsed by llama.cpp.",
                            code="invalid_grammar")

@@ -41,6 +41,7 @@ class Prepared:
     model: Any = None  # the LoadedModel it was made for: another model means make it again
     steer: Steer = field(default_factory=Steer)
     visible: frozenset[int] = frozenset()  # control tokens whose text the reply shows
+    plan: Any = None  # the chat plan (desktop.engine.plan), for reading the reply
 
 
 class Job:

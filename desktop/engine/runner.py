@@ -99,6 +99,7 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     embedder: Any = None
     governor: ThreadGovernor | None = None
+    template_text: str = ""
 
     def __post_init__(self) -> None:
         self.vocab = self.weights.vocab
@@ -222,7 +223,8 @@ class ModelRunner:
         self.model = LoadedModel(model_id, path, info, resolved, weights, context, formatter,
                                  source, n_ctx=n_ctx, parallel=parallel,
                                  governor=ThreadGovernor(threads,
-                                                         adaptive=settings.n_threads is None))
+                                                         adaptive=settings.n_threads is None),
+                                 template_text=template)
         self.scheduler.reset_slots(self.model)
         # Adapters that fit the new model (the same one with other settings) come back.
         self.adapters.restore(self.model, kept_adapters)
@@ -284,14 +286,14 @@ class ModelRunner:
         except Exception as exc:  # templates raise their own errors for bad conversations
             raise APIError(400, f"The model's chat template rejected these messages: {exc}",
                            param="messages") from exc
-        return self._nonempty(model.tokenize(rendered.prompt,
+        return self.nonempty(model.tokenize(rendered.prompt,
                                              add_bos=not rendered.added_special))
 
     def text_prompt(self, prompt: str) -> list[int]:
         model = self.require_model()
-        return self._nonempty(model.tokenize(prompt, add_bos=True))
+        return self.nonempty(model.tokenize(prompt, add_bos=True))
 
-    def _nonempty(self, tokens: list[int]) -> list[int]:
+    def nonempty(self, tokens: list[int]) -> list[int]:
         """An empty prompt starts from the model's first token, as a text does."""
         if tokens:
             return tokens

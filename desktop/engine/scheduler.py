@@ -339,7 +339,7 @@ class Scheduler:
         slot.chain = SamplerChain(sampling, model.n_vocab)
         slot.chain.accept_prompt(tokens)
         slot.visible = prepared.visible
-        slot.steering = Steering(prepared.steer, slot.chain, model.vocab, model.n_vocab)
+        slot.steering = Steering(prepared.steer, slot.chain, model.vocab)
         slot.text = TextStream(sampling.stop)
         room = model.n_ctx - len(tokens)
         slot.limit = min(sampling.max_tokens or room, room)

@@ -6,6 +6,7 @@ names the field.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,10 +27,24 @@ class TextPart(_Body):
     text: str | None = None
 
 
+class CalledFunction(_Body):
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class ToolCall(_Body):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
 class Message(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -43,6 +58,39 @@ class Message(_Body):
                                   "this model reads text only.", param="messages")
             parts.append(part.text or "")
         return "".join(parts)
+
+
+class FunctionDefinition(_Body):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Body):
+    type: str
+    function: FunctionDefinition | None = None
+
+
+class ChosenFunction(_Body):
+    name: str
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"]
+    function: ChosenFunction
+
+
+class JSONSchemaFormat(_Body):
+    name: str = "response"
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
+class ResponseFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
 
 
 class StreamOptions(_Body):
@@ -79,12 +127,21 @@ class _Generation(_Body):
     n: int = 1
     lora: list[LoraItem] | None = None
     cache_prompt: bool = True  # llama-server's name: False evaluates the whole prompt anew
+    response_format: ResponseFormat | None = None
+    # Reasoning models: thinking on or off (None: the template's default), and a budget of
+    # thinking tokens after which the engine ends the thinking for the model.
+    chat_template_kwargs: dict[str, Any] | None = None
+    enable_thinking: bool | None = None
+    thinking_budget: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
     def adapter_refs(self) -> list[AdapterRef] | None:
         """The request's own adapter stack, or None to use the model's (or preset's)."""
         if self.lora is None:
             return None
         return [AdapterRef(item.id, item.name, item.scale) for item in self.lora]
+
+    def top_logprobs_wanted(self) -> int | None:
+        return None
 
     def sampling(self) -> Sampling:
         if self.n != 1:
@@ -103,7 +160,20 @@ class _Generation(_Body):
             presence_penalty=self.presence_penalty or 0.0,
             seed=self.seed,
             stop=stops,
+            logprobs=self.top_logprobs_wanted(),
         )
+
+    def thinking(self) -> bool | None:
+        """Whether the request wants the model to think (None: as the template does)."""
+        if self.enable_thinking is not None:
+            return self.enable_thinking
+        value = (self.chat_template_kwargs or {}).get("enable_thinking")
+        if value is not None and not isinstance(value, bool):
+            raise bad_request("'chat_template_kwargs.enable_thinking' must be true or false.",
+                              param="chat_template_kwargs.enable_thinking")
+        if self.thinking_budget == 0:
+            return False
+        return value
 
     @property
     def include_usage(self) -> bool:
@@ -112,17 +182,63 @@ class _Generation(_Body):
 
 class ChatRequest(_Generation):
     messages: list[Message]
+    tools: list[Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+
+    def top_logprobs_wanted(self) -> int | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise bad_request("'top_logprobs' needs 'logprobs': true.", param="top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def plain_messages(self) -> list[dict[str, Any]]:
+        """The conversation as dicts, tool calls and results included (arguments parsed)."""
         if not self.messages:
             raise bad_request("'messages' is empty: send at least one message.",
                               param="messages")
-        return [{"role": m.role if m.role != "developer" else "system", "content": m.text()}
-                for m in self.messages]
+        out: list[dict[str, Any]] = []
+        for index, m in enumerate(self.messages):
+            item: dict[str, Any] = {"role": m.role if m.role != "developer" else "system",
+                                    "content": m.text()}
+            if m.tool_calls:
+                if m.role != "assistant":
+                    raise bad_request("Only assistant messages carry 'tool_calls'.",
+                                      param=f"messages.{index}.tool_calls")
+                item["tool_calls"] = [_called(call, f"messages.{index}.tool_calls.{n}")
+                                      for n, call in enumerate(m.tool_calls)]
+            if m.role == "tool":
+                item["tool_call_id"] = m.tool_call_id or ""
+                if m.name:
+                    item["name"] = m.name
+            if m.reasoning_content and m.role == "assistant":
+                item["reasoning_content"] = m.reasoning_content
+            out.append(item)
+        return out
+
+
+def _called(call: ToolCall, where: str) -> dict[str, Any]:
+    arguments: Any = call.function.arguments
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise bad_request(f"'{where}.function.arguments' is not valid JSON: {exc}.",
+                              param=f"{where}.function.arguments") from exc
+    return {"id": call.id or "", "type": "function",
+            "function": {"name": call.function.name, "arguments": arguments}}
 
 
 class CompletionRequest(_Generation):
     prompt: str | list[str]
+    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    echo: bool = False
+
+    def top_logprobs_wanted(self) -> int | None:
+        if self.echo:
+            raise bad_request("'echo' is not supported.", param="echo")
+        return self.logprobs
 
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):

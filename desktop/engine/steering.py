@@ -2,8 +2,8 @@
 and a budget for the thinking.
 
 A reasoning model writes ``<think>…</think>`` before its answer. A grammar for a tool call
-or a JSON schema must leave the thinking free and bind the answer, so it waits for the end
-of the thinking. A thinking budget ends the thinking for the model: once it has written that
+or a JSON schema must leave the thinking free and bind the answer, so it is lazy: it waits
+for a trigger (the end of the thinking, or a call's opening). A thinking budget ends the thinking for the model: once it has written that
 many tokens of thought, the engine writes ``</think>`` for it and the answer begins.
 """
 
@@ -34,19 +34,16 @@ class Steer:
 class Steering:
     """One slot's steering while it writes a reply (model thread only)."""
 
-    def __init__(self, steer: Steer, chain: SamplerChain, vocab: Any, n_vocab: int) -> None:
+    def __init__(self, steer: Steer, chain: SamplerChain, vocab: Any) -> None:
         self.steer = steer
         self.chain = chain
-        self.vocab = vocab
-        self.n_vocab = n_vocab
         self.thinking = steer.thinking
         self.thought = 0  # tokens written while thinking
         self.forced = False
         self._said = ""
         constraint = steer.constraint
-        self._waiting = constraint if constraint is not None and constraint.after else None
-        if constraint is not None and self._waiting is None:
-            chain.set_grammar(GrammarSampler(vocab, constraint.gbnf, n_vocab))
+        if constraint is not None:
+            chain.set_grammar(GrammarSampler(vocab, constraint.gbnf, constraint.trigger))
 
     def after(self, text: str) -> list[int]:
         """Note the text of one more token; the tokens to write for the model next, if any."""
@@ -65,10 +62,6 @@ class Steering:
         self._said = (self._said + text)[-64:]
         if THINK_CLOSE in self._said:
             self.thinking = False
-            if self._waiting is not None:
-                self.chain.set_grammar(GrammarSampler(self.vocab, self._waiting.gbnf,
-                                                      self.n_vocab))
-                self._waiting = None
             return []
         budget = self.steer.budget
         if (budget is not None and self.thought >= budget and not self.forced
