@@ -18,6 +18,8 @@ from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
 from desktop.engine.generation import Generation
 from desktop.engine.jobs import Job
+from desktop.engine.responses import ResponseStore
+from desktop.engine.responses import add_routes as add_responses_routes
 from desktop.engine.runner import LoadSettings, native_abort
 from desktop.engine.schemas import (
     AdapterAddRequest,
@@ -96,6 +98,10 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
     async def completions(request: Request) -> Response:
         body = parse(CompletionRequest, await request.body())
         return await Generation(engine, request, body, chat=False).respond()
+
+    if engine.responses is None:
+        engine.responses = ResponseStore()
+    add_responses_routes(app, engine, engine.responses)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def usage(result: GenerationResult) -> dict[str, Any]:
         "completion_tokens": result.completion_tokens,
         "total_tokens": result.prompt_tokens + result.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": result.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": result.reasoning_tokens},
     }
 
 
@@ -102,11 +103,12 @@ class Generation:
         steer = Steer(Constraint(grammar) if grammar is not None else None)
         return self._prepared(tokens, sampling, steer, frozenset(), None)
 
-    async def respond(self) -> Response:
+    async def start(self) -> Job:
+        """Check the request, queue it, and wait until a slot takes it (or raise its error)."""
         prepare = self.check()
         job = self.engine.runner.submit_generation(prepare, asyncio.get_running_loop())
         # A client that gives up while its request waits for a slot leaves the queue.
-        watcher = asyncio.create_task(self._watch_disconnect(job))
+        watcher = asyncio.create_task(self.watch_disconnect(job))
         try:
             kind, payload = await job.events.get()
             if kind == "error":
@@ -122,6 +124,10 @@ class Generation:
             watcher.cancel()
         assert job.prepared is not None
         self.reader = ReplyReader(job.prepared.plan)
+        return job
+
+    async def respond(self) -> Response:
+        job = await self.start()
         if self.body.stream:
             return StreamingResponse(self._sse(job), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache",
@@ -130,7 +136,7 @@ class Generation:
 
     async def _whole(self, job: Job) -> JSONResponse:
         reader = self.reader
-        watcher = asyncio.create_task(self._watch_disconnect(job))
+        watcher = asyncio.create_task(self.watch_disconnect(job))
         try:
             while True:
                 kind, payload = await job.events.get()
@@ -167,7 +173,7 @@ class Generation:
                              "model": self.model_id, "choices": [choice],
                              "usage": usage(result)})
 
-    async def _watch_disconnect(self, job: Job) -> None:
+    async def watch_disconnect(self, job: Job) -> None:
         while not job.cancelled.is_set():
             if await self.request.is_disconnected():
                 job.cancel()

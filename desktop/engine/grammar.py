@@ -22,6 +22,7 @@ import llama_cpp
 from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
 
 from desktop.engine.errors import APIError, bad_request
+from desktop.engine.vocab import piece_of, tokens_of
 
 # Keywords the grammar keeps, and those that only describe (ignored, as they constrain nothing).
 _ENFORCED = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
@@ -213,34 +214,45 @@ def tool_call_grammar(call_schema: dict[str, Any], root: str) -> str:
 
 @dataclass
 class Constraint:
-    """A grammar for one reply. With a *trigger* (a regular expression over the reply so
-    far, as llama.cpp's lazy grammars take it), the grammar waits until the reply matches it
-    and binds the text from the trigger's first group on: the answer after the thinking, or
-    a call the model chose to make."""
+    """A grammar for one reply. With a *trigger* (a regular expression the whole reply so far
+    must match), the grammar waits until the reply matches it and binds the text from the
+    trigger's first group on: the answer after the thinking, or a call the model chose to
+    make."""
 
     gbnf: str
     trigger: str | None = None
 
 
+class GrammarRefused(Exception):
+    """A token the grammar does not allow was about to be given to it."""
+
+
 class GrammarSampler:
-    """llama.cpp's grammar sampler for one slot (model thread only)."""
+    """llama.cpp's grammar sampler for one slot (model thread only).
+
+    llama.cpp ends the process when its grammar is handed a token it does not allow, so no
+    token reaches it unchecked: each is tried first, whitespace it refuses is left out (JSON
+    and the call markup read the same without it), and anything else it refuses raises
+    GrammarRefused. The trigger is watched here rather than by llama.cpp's lazy grammar for
+    the same reason: the text from the trigger's group on is checked token by token."""
 
     def __init__(self, vocab: Any, gbnf: str, trigger: str | None = None) -> None:
-        if trigger is None:
-            self.sampler: Any = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(),
-                                                                     b"root")
-        else:
-            patterns = (ctypes.c_char_p * 1)(trigger.encode())
-            self.sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
-                vocab, gbnf.encode(), b"root", patterns, 1, None, 0)
+        self.vocab = vocab
+        self.sampler: Any = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(),
+                                                                 b"root")
         if not self.sampler:
             raise APIError(400, "The output grammar could not be parsed by llama.cpp.",
                            code="invalid_grammar")
+        self.trigger = re.compile(trigger) if trigger is not None else None
+        self.waiting = trigger is not None
+        self._said = ""
         self._one = (llama_cpp.llama_token_data * 1)()
         self._one_array = llama_cpp.llama_token_data_array(self._one, 1, -1, False)
 
     def allows(self, token: int) -> bool:
         """Whether the grammar lets *token* come next (it is not accepted yet)."""
+        if self.waiting:
+            return True
         self._one[0].id = token
         self._one[0].logit = 0.0
         self._one[0].p = 0.0
@@ -250,10 +262,29 @@ class GrammarSampler:
         return bool(self._one[0].logit != float("-inf"))
 
     def apply(self, candidates: Any) -> None:
-        llama_cpp.llama_sampler_apply(self.sampler, candidates)
+        if not self.waiting:
+            llama_cpp.llama_sampler_apply(self.sampler, candidates)
 
     def accept(self, token: int) -> None:
-        llama_cpp.llama_sampler_accept(self.sampler, token)
+        if not self.waiting:
+            self._take(token)
+            return
+        assert self.trigger is not None
+        self._said += piece_of(self.vocab, token, special=True).decode("utf-8", "replace")
+        match = self.trigger.fullmatch(self._said)
+        if match is None:
+            return
+        self.waiting = False
+        bound = self._said[match.start(1):] if match.lastindex else ""
+        self._said = ""
+        for part in tokens_of(self.vocab, bound) if bound else []:
+            self._take(part)
+
+    def _take(self, token: int) -> None:
+        if self.allows(token):
+            llama_cpp.llama_sampler_accept(self.sampler, token)
+        elif not piece_of(self.vocab, token, special=True).isspace():
+            raise GrammarRefused(token)
 
     def close(self) -> None:
         if self.sampler:

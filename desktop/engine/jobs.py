@@ -26,6 +26,7 @@ class GenerationResult:
     seconds_to_first_token: float | None
     tokens_per_second: float | None
     slot: int | None = None
+    reasoning_tokens: int = 0  # of completion_tokens, those written while thinking
 
 
 @dataclass

@@ -31,8 +31,9 @@ from desktop.core.memory import (
 from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.jobs import GenerationResult, Job, Prepared
-from desktop.engine.scheduler import Scheduler, piece_of
+from desktop.engine.scheduler import Scheduler
 from desktop.engine.threads import ThreadGovernor
+from desktop.engine.vocab import piece_of
 
 GiB = 1024**3
 

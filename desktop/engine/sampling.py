@@ -25,7 +25,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from desktop.engine.grammar import GrammarSampler
+from desktop.engine.grammar import GrammarRefused, GrammarSampler
 
 # How many recent tokens the repeat, frequency and presence penalties look at.
 PENALTY_LAST_N = 64
@@ -52,7 +52,8 @@ class Sampling:
 
 
 class GrammarStuck(Exception):
-    """No token the grammar allows is left among the candidates."""
+    """No token the grammar allows is left among the candidates, or a token written for the
+    model is one the grammar refuses."""
 
 
 @dataclass
@@ -108,7 +109,7 @@ class SamplerChain:
         """A token that was not drawn (written for the model) joins what it has said."""
         llama_cpp.llama_sampler_accept(self.chain, token)
         if self.grammar is not None:
-            self.grammar.accept(token)
+            self._grammar_accept(token)
 
     def sample(self, ctx: Any, index: int, vocab: Any) -> int:
         """Draw the next token from the logits of batch position *index* (and accept it)."""
@@ -126,8 +127,15 @@ class SamplerChain:
                 raise GrammarStuck()
         llama_cpp.llama_sampler_accept(self.chain, token)
         if not llama_cpp.llama_vocab_is_eog(vocab, token):
-            self.grammar.accept(token)  # an end token is only allowed once the grammar is done
+            self._grammar_accept(token)  # an end token is only allowed once the grammar is done
         return token
+
+    def _grammar_accept(self, token: int) -> None:
+        assert self.grammar is not None
+        try:
+            self.grammar.accept(token)
+        except GrammarRefused as exc:
+            raise GrammarStuck() from exc
 
     def _candidates(self, ctx: Any, index: int) -> Any:
         """Every token with its logit at batch position *index*, as llama.cpp takes them."""

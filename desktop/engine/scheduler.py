@@ -22,7 +22,6 @@ it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import queue
 import threading
 import time
@@ -37,6 +36,7 @@ from desktop.engine.jobs import GenerationResult, Job, NeedsIdle, Prepared
 from desktop.engine.sampling import GrammarStuck, SamplerChain
 from desktop.engine.steering import Steering
 from desktop.engine.textstream import TextStream
+from desktop.engine.vocab import piece_of
 
 if TYPE_CHECKING:
     from desktop.engine.runner import LoadedModel, ModelRunner
@@ -451,9 +451,7 @@ class Scheduler:
             try:
                 token = slot.chain.sample(ctx, slot.batch_index, model.vocab)
             except GrammarStuck:
-                self._finish(slot, "stop", APIError(
-                    500, "The output grammar allowed no token the model could write next.",
-                    type="server_error", code="grammar_stuck"))
+                self._finish(slot, "stop", _stuck())
                 continue
             if slot.chain.top_logprobs is not None and slot.job is not None:
                 self._send_logprob(model, slot, slot.chain.logprob(ctx, slot.batch_index,
@@ -498,9 +496,13 @@ class Scheduler:
                 return
             if slot.steering is not None:
                 forced = slot.steering.after(raw.decode("utf-8", errors="replace"))
-                for extra in forced:  # written for the model: its sampler sees them too
-                    assert slot.chain is not None
-                    slot.chain.accept(extra)
+                try:
+                    for extra in forced:  # written for the model: its sampler sees them too
+                        assert slot.chain is not None
+                        slot.chain.accept(extra)
+                except GrammarStuck:
+                    self._finish(slot, "stop", _stuck())
+                    return
                 queued.extend(forced)
 
     def _finish(self, slot: Slot, reason: str, error: APIError | None = None) -> None:
@@ -523,7 +525,8 @@ class Scheduler:
             completion_tokens=slot.produced, cached_tokens=slot.reused,
             seconds_to_first_token=(None if slot.first_at is None
                                     else slot.first_at - slot.started_at),
-            tokens_per_second=rate, slot=slot.index)
+            tokens_per_second=rate, slot=slot.index,
+            reasoning_tokens=0 if slot.steering is None else slot.steering.thought)
         self.last_generation = result
         self._release(slot)
         self._send(job, "result", result)
@@ -558,11 +561,6 @@ def _deliver(items: list[tuple[Job, str, Any]]) -> None:
         job.events.put_nowait((kind, payload))
 
 
-def piece_of(vocab: Any, token: int, special: bool = False) -> bytes:
-    """The bytes of one token as text (control tokens give none unless *special*)."""
-    buffer = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, 64, 0, special)
-    if n < 0:
-        buffer = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, -n, 0, special)
-    return buffer.raw[:max(n, 0)]
+def _stuck() -> APIError:
+    return APIError(500, "The output grammar allowed no token the model could write next.",
+                    type="server_error", code="grammar_stuck")

@@ -7,7 +7,8 @@ import collections
 import contextlib
 import errno
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 

@@ -36,6 +36,7 @@ class Engine:
     settings_by_model: dict[str, LoadSettings] = field(default_factory=dict)
     public: Any = None  # desktop.engine.server.PublicListener, set by the server
     handover: Any = None  # the Unix socket the app passes listening sockets on, if any
+    responses: Any = None  # desktop.engine.responses.ResponseStore, set with the routes
 
     # -- model thread only -------------------------------------------------------------------
     def load(self, ref: str, settings: LoadSettings | None = None) -> LoadedModel:
