@@ -13,21 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.chats import (
+from desktop.core.chat_records import (
     DEFAULT_TITLE,
-    MIGRATIONS,
-    SCHEMA_VERSION,
+    date_group,
+    fit_context,
+    prompt_messages,
+    title_from_message,
+)
+from desktop.core.chat_schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+from desktop.core.chats import (
     ChatStore,
     ChatStoreError,
     ConversationNotFound,
     Message,
     ReplyWriter,
-    date_group,
-    fit_context,
-    migrate,
-    prompt_messages,
-    schema_version,
-    title_from_message,
 )
 
 REPO = Path(__file__).resolve().parent.parent

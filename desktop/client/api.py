@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -17,6 +18,13 @@ class EngineError(Exception):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+@dataclass
+class Thought:
+    """A piece of a reasoning model's thinking, apart from its answer."""
+
+    text: str
 
 
 @dataclass
@@ -105,9 +113,10 @@ class EngineClient:
     def models(self) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/models")["data"]
 
-    def chat_stream(self, messages: list[dict[str, Any]], model: str | None = None,
-                    **params: Any) -> Iterator[str | StreamEnd]:
-        """Yield the reply's text pieces as they come, then one :class:`StreamEnd`."""
+    def chat_stream(self, messages: list[dict[str, Any]], model: str | None = None, *,
+                    thoughts: bool = False, **params: Any) -> Iterator[str | Thought | StreamEnd]:
+        """Yield the reply's text pieces as they come, then one :class:`StreamEnd`. With
+        *thoughts*, a reasoning model's thinking comes too, as :class:`Thought` pieces."""
         payload = {"messages": messages, "stream": True,
                    "stream_options": {"include_usage": True}, **params}
         if model:
@@ -131,7 +140,11 @@ class EngineClient:
                         raise EngineError(chunk["error"].get("message", "The engine failed."),
                                           code=chunk["error"].get("code"))
                     for choice in chunk.get("choices", []):
-                        text = choice.get("delta", {}).get("content")
+                        delta = choice.get("delta") or {}
+                        thought = delta.get("reasoning_content")
+                        if thoughts and thought:
+                            yield Thought(thought)
+                        text = delta.get("content")
                         if text:
                             yield text
                         finish = choice.get("finish_reason") or finish

@@ -17,344 +17,35 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self
 
+from desktop.core.chat_export import export_json, export_markdown
+from desktop.core.chat_records import (
+    DEFAULT_TITLE,
+    Conversation,
+    ConversationEntry,
+    Message,
+    Role,
+    SearchHit,
+    State,
+    date_group,
+    title_from_message,
+)
+from desktop.core.chat_schema import ChatStoreError, migrate
 from desktop.core.paths import get_paths
 
-DEFAULT_TITLE = "New chat"
 DATABASE_NAME = "conversations.sqlite3"
 ROLES = ("system", "user", "assistant")
-STATES = ("complete", "streaming", "stopped", "error")
 FINISHED_STATES = ("complete", "stopped", "error")
 
-Role = Literal["system", "user", "assistant"]
-State = Literal["complete", "streaming", "stopped", "error"]
-
-
-class ChatStoreError(Exception):
-    """The conversation database cannot be used; the message says why and what to do."""
+__all__ = ["DATABASE_NAME", "ChatStore", "ChatStoreError", "Conversation", "ConversationEntry",
+           "ConversationNotFound", "Message", "ReplyWriter", "SearchHit"]
 
 
 class ConversationNotFound(LookupError):
     """No conversation (or message) has that id; it may have been deleted."""
-
-
-# -- schema and migrations -----------------------------------------------------------------------
-
-def _v1_conversations_and_messages(conn: sqlite3.Connection) -> None:
-    conn.execute("""
-        CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            title TEXT NOT NULL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            system_prompt TEXT NOT NULL DEFAULT '',
-            model_id TEXT,
-            settings TEXT NOT NULL DEFAULT '{}'
-        )""")
-    conn.execute("CREATE INDEX conversations_by_updated ON conversations (updated DESC)")
-    # AUTOINCREMENT: a worker still holding the id of a deleted reply must never write into
-    # a newer message that reused it.
-    conn.execute("""
-        CREATE TABLE messages (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            conversation_id INTEGER NOT NULL
-                REFERENCES conversations (id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL DEFAULT '',
-            created REAL NOT NULL,
-            model_id TEXT,
-            settings TEXT,
-            prompt_tokens INTEGER,
-            completion_tokens INTEGER,
-            seconds_to_first_token REAL,
-            tokens_per_second REAL,
-            state TEXT NOT NULL DEFAULT 'complete'
-                CHECK (state IN ('complete', 'streaming', 'stopped', 'error')),
-            error TEXT,
-            UNIQUE (conversation_id, position)
-        )""")
-    conn.execute("CREATE INDEX messages_streaming ON messages (id) WHERE state = 'streaming'")
-
-
-def _v2_adapter_preset(conn: sqlite3.Connection) -> None:
-    # The LoRA adapters panel remembers which preset a conversation used.
-    conn.execute("ALTER TABLE conversations ADD COLUMN adapter_preset TEXT")
-
-
-Migration = Callable[[sqlite3.Connection], None]
-
-#: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
-MIGRATIONS: tuple[Migration, ...] = (_v1_conversations_and_messages, _v2_adapter_preset)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in the database (0 for a new, empty one)."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS,
-            target: int | None = None) -> int:
-    """Apply the missing steps of *migrations* up to *target* (default: all); return the version.
-
-    Each step runs in its own transaction together with the version bump, so a failing step
-    leaves the database at the last version that worked. *conn* must be in autocommit mode
-    (``isolation_level=None``).
-    """
-    target = len(migrations) if target is None else target
-    version = schema_version(conn)
-    if version > len(migrations):
-        raise ChatStoreError(
-            f"The conversation database was made by a newer version of NoMoat (schema "
-            f"{version}; this version knows up to {len(migrations)}). Update NoMoat to open it.")
-    for number in range(version + 1, target + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            migrations[number - 1](conn)
-            conn.execute(f"PRAGMA user_version = {int(number)}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return schema_version(conn)
-
-
-# -- records -------------------------------------------------------------------------------------
-
-def _when(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _load_json(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else json.loads(text)
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation's own fields; its messages come from :meth:`ChatStore.messages`."""
-
-    id: int
-    title: str
-    created: datetime
-    updated: datetime
-    system_prompt: str
-    model_id: str | None
-    adapter_preset: str | None
-    settings: dict[str, Any]
-
-    @classmethod
-    def _from_row(cls, row: sqlite3.Row) -> Conversation:
-        return cls(row["id"], row["title"], _when(row["created"]), _when(row["updated"]),
-                   row["system_prompt"], row["model_id"], row["adapter_preset"],
-                   json.loads(row["settings"]))
-
-
-@dataclass(frozen=True)
-class Message:
-    """One turn. ``settings`` is the sampling a reply was made with; timings are in seconds."""
-
-    id: int
-    conversation_id: int
-    position: int
-    role: Role
-    content: str
-    created: datetime
-    model_id: str | None = None
-    settings: dict[str, Any] | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    seconds_to_first_token: float | None = None
-    tokens_per_second: float | None = None
-    state: State = "complete"
-    error: str | None = None
-
-    @classmethod
-    def _from_row(cls, row: sqlite3.Row) -> Message:
-        return cls(row["id"], row["conversation_id"], row["position"], row["role"],
-                   row["content"], _when(row["created"]), row["model_id"],
-                   _load_json(row["settings"]), row["prompt_tokens"], row["completion_tokens"],
-                   row["seconds_to_first_token"], row["tokens_per_second"], row["state"],
-                   row["error"])
-
-    def as_chat(self) -> dict[str, str]:
-        """The message as the OpenAI chat API takes it."""
-        return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class ConversationEntry:
-    """A conversation as the sidebar lists it, with the date group it falls under."""
-
-    conversation: Conversation
-    group: str
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A conversation that matches a search; ``message_id`` is None when only the title did."""
-
-    conversation: Conversation
-    message_id: int | None
-    snippet: str
-
-
-# -- pure helpers --------------------------------------------------------------------------------
-
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
-
-
-def date_group(when: datetime, now: datetime | None = None) -> str:
-    """The sidebar group for a conversation last active at *when*, seen from *now*.
-
-    Calendar days in *now*'s time zone (local time by default): "Today", "Yesterday",
-    "Previous 7 days", "Previous 30 days", then "Month Year" in English.
-    """
-    now = now if now is not None else datetime.now().astimezone()
-    # A naive *now* means local time; compare calendar days in one zone.
-    when = when.astimezone(now.tzinfo) if now.tzinfo is not None else when.astimezone()
-    days = (now.date() - when.date()).days
-    if days <= 0:  # today, or a clock that was ahead
-        return "Today"
-    if days == 1:
-        return "Yesterday"
-    if days <= 7:
-        return "Previous 7 days"
-    if days <= 30:
-        return "Previous 30 days"
-    return f"{_MONTHS[when.month - 1]} {when.year}"
-
-
-_MARKUP_ONLY = re.compile(r"^(?:[#>*_`~\-=|]+|```\S*)$")
-
-
-def title_from_message(text: str, words: int = 6, limit: int = 60) -> str:
-    """A conversation title from a first message: its first *words* words, trimmed.
-
-    Lone Markdown markers (``#``, ``>``, fences) are skipped; returns "" when nothing is left.
-    """
-    kept = [word for word in text.split() if not _MARKUP_ONLY.match(word)][:words]
-    title = " ".join(kept).rstrip(".,;:!?-–—")
-    if len(title) > limit:
-        title = title[:limit].rstrip() + "…"
-    return title
-
-
-Turn = TypeVar("Turn", Message, Mapping[str, Any])
-
-
-def _role_and_text(turn: Message | Mapping[str, Any]) -> tuple[str, str]:
-    if isinstance(turn, Message):
-        return turn.role, turn.content
-    return str(turn["role"]), str(turn.get("content") or "")
-
-
-@dataclass(frozen=True)
-class ContextFit:
-    """What goes into the prompt: the kept messages, how many older ones were left out, and the
-    tokens counted for the kept ones. ``fits`` is False when even the minimum is over budget."""
-
-    messages: list[Any]
-    left_out: int
-    tokens: int
-    fits: bool
-
-
-def fit_context(messages: Sequence[Turn], count_tokens: Callable[[str], int], budget: int,
-                per_message: int = 4) -> ContextFit:
-    """Keep the system messages and the newest turns whose tokens fit in *budget*.
-
-    *budget* is the context length less the room kept for the reply. Each message costs its
-    text's tokens plus *per_message* for the chat template's role markers. Turns are dropped
-    oldest first and never from the middle; the newest message is always kept; a kept part
-    never starts with an assistant turn, which strict chat templates reject.
-    """
-    cost = [count_tokens(_role_and_text(turn)[1]) + per_message for turn in messages]
-    system = [i for i, turn in enumerate(messages) if _role_and_text(turn)[0] == "system"]
-    others = [i for i, turn in enumerate(messages) if _role_and_text(turn)[0] != "system"]
-    used = sum(cost[i] for i in system)
-    kept: list[int] = []
-    for index in reversed(others):
-        if kept and used + cost[index] > budget:
-            break
-        kept.append(index)
-        used += cost[index]
-    kept.reverse()
-    while len(kept) > 1 and _role_and_text(messages[kept[0]])[0] == "assistant":
-        used -= cost[kept.pop(0)]
-    chosen = sorted(system + kept)
-    return ContextFit([messages[i] for i in chosen], len(others) - len(kept), used,
-                      used <= budget)
-
-
-def prompt_messages(conversation: Conversation,
-                    messages: Sequence[Message]) -> list[dict[str, str]]:
-    """The chat API messages for *conversation*: its system prompt, then every turn that has
-    text (replies that failed with nothing written, or are still streaming, are skipped)."""
-    chat: list[dict[str, str]] = []
-    if conversation.system_prompt.strip():
-        chat.append({"role": "system", "content": conversation.system_prompt})
-    for message in messages:
-        if message.state == "streaming" or (message.role == "assistant" and not message.content):
-            continue
-        chat.append(message.as_chat())
-    return chat
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat(timespec="seconds")
-
-
-def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
-    """The conversation as a Markdown document: title, system prompt, one heading per turn."""
-    parts = [f"# {conversation.title}", ""]
-    if conversation.system_prompt.strip():
-        parts += ["## System prompt", "", conversation.system_prompt.strip(), ""]
-    for message in messages:
-        heading = message.role.capitalize()
-        if message.role == "assistant" and message.model_id:
-            heading += f" ({message.model_id})"
-        parts += [f"## {heading}", "", message.content.strip()]
-        if message.state == "stopped":
-            parts += ["", "*(stopped before the end)*"]
-        elif message.state == "error":
-            parts += ["", f"*(failed: {message.error or 'unknown error'})*"]
-        parts.append("")
-    return "\n".join(parts)
-
-
-def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
-    """The conversation as JSON: every message with its model, settings, tokens and timings."""
-    document = {
-        "format": "nomoat-conversation",
-        "version": 1,
-        "title": conversation.title,
-        "created": _iso(conversation.created),
-        "updated": _iso(conversation.updated),
-        "system_prompt": conversation.system_prompt,
-        "model": conversation.model_id,
-        "adapter_preset": conversation.adapter_preset,
-        "settings": conversation.settings,
-        "messages": [{
-            "role": m.role,
-            "content": m.content,
-            "created": _iso(m.created),
-            "model": m.model_id,
-            "settings": m.settings,
-            "prompt_tokens": m.prompt_tokens,
-            "completion_tokens": m.completion_tokens,
-            "seconds_to_first_token": m.seconds_to_first_token,
-            "tokens_per_second": m.tokens_per_second,
-            "state": m.state,
-            "error": m.error,
-        } for m in messages],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def _clean_title(title: str) -> str:
@@ -626,24 +317,28 @@ class ChatStore:
             return self._append(conn, conversation_id, "assistant", "", "streaming", model_id,
                                 settings)
 
-    def update_reply(self, message_id: int, content: str) -> bool:
-        """Save the text a streaming reply has so far (cheap: one row, one commit).
+    def update_reply(self, message_id: int, content: str, thinking: str = "") -> bool:
+        """Save the text (and thinking) a streaming reply has so far (cheap: one row, one
+        commit).
 
         Returns False, changing nothing, if the reply is gone or already finished, so a late
         save from a worker can never overwrite the final text.
         """
         with self._write() as conn:
             return bool(conn.execute(
-                "UPDATE messages SET content = ? WHERE id = ? AND state = 'streaming'",
-                (content, message_id)).rowcount)
+                "UPDATE messages SET content = ?, thinking = ? "
+                "WHERE id = ? AND state = 'streaming'",
+                (content, thinking, message_id)).rowcount)
 
     def finish_reply(self, message_id: int, content: str, state: State = "complete", *,
                      prompt_tokens: int | None = None, completion_tokens: int | None = None,
                      seconds_to_first_token: float | None = None,
                      tokens_per_second: float | None = None,
-                     error: str | None = None) -> Message:
+                     error: str | None = None, thinking: str | None = None,
+                     thought_seconds: float | None = None) -> Message:
         """Save a reply's final text, how it ended ("complete", "stopped" or "error"), its
-        token counts and its timings. ConversationNotFound if the reply was deleted meanwhile."""
+        token counts and its timings, and its thinking (None keeps what was saved).
+        ConversationNotFound if the reply was deleted meanwhile."""
         if state not in FINISHED_STATES:
             raise ValueError(f"A finished reply's state must be one of "
                              f"{', '.join(FINISHED_STATES)}, not {state!r}.")
@@ -652,9 +347,10 @@ class ChatStore:
             conn.execute(
                 "UPDATE messages SET content = ?, state = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, seconds_to_first_token = ?, tokens_per_second = ?, "
-                "error = ? WHERE id = ?",
+                "error = ?, thinking = ?, thought_seconds = ? WHERE id = ?",
                 (content, state, prompt_tokens, completion_tokens, seconds_to_first_token,
-                 tokens_per_second, error, message_id))
+                 tokens_per_second, error, message.thinking if thinking is None else thinking,
+                 thought_seconds, message_id))
             conn.execute("UPDATE conversations SET updated = ? WHERE id = ?",
                          (self._clock(), message.conversation_id))
             return self._message(conn, message_id)
@@ -709,6 +405,7 @@ class ReplyWriter:
         self.interval = interval
         self._clock = clock
         self._pieces: list[str] = []
+        self._thinking: list[str] = []
         self._saved_at = clock()
         self._dirty = False
 
@@ -717,9 +414,22 @@ class ReplyWriter:
         """The reply so far."""
         return "".join(self._pieces)
 
+    @property
+    def thinking(self) -> str:
+        """What the model has thought so far."""
+        return "".join(self._thinking)
+
+    def append_thinking(self, piece: str) -> bool:
+        """Add *piece* to the thinking; saved with the text (see :meth:`append`)."""
+        self._thinking.append(piece)
+        return self._grew()
+
     def append(self, piece: str) -> bool:
         """Add *piece*; save if the last save is *interval* old. Returns whether it saved."""
         self._pieces.append(piece)
+        return self._grew()
+
+    def _grew(self) -> bool:
         self._dirty = True
         if self._clock() - self._saved_at >= self.interval:
             self.flush()
@@ -729,11 +439,12 @@ class ReplyWriter:
     def flush(self) -> None:
         """Save the text so far now, if anything changed since the last save."""
         if self._dirty:
-            self.store.update_reply(self.message_id, self.text)
+            self.store.update_reply(self.message_id, self.text, self.thinking)
             self._dirty = False
         self._saved_at = self._clock()
 
     def finish(self, state: State = "complete", **details: Any) -> Message:
         """Save the final text and how the reply ended (see :meth:`ChatStore.finish_reply`)."""
         self._dirty = False
-        return self.store.finish_reply(self.message_id, self.text, state, **details)
+        return self.store.finish_reply(self.message_id, self.text, state,
+                                       thinking=self.thinking, **details)

@@ -48,6 +48,7 @@ class ModelSettings:
     min_p: float | None = None
     repeat_penalty: float | None = None
     max_tokens: int | None = None
+    thinking_budget: int | None = None  # tokens a reasoning model may think (None: no limit)
     chat_template: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -58,7 +59,8 @@ class ModelSettings:
 
     def sampling_options(self) -> dict[str, Any]:
         """The sampling settings that are set, as chat request parameters."""
-        keys = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
+        keys = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens",
+                "thinking_budget")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
@@ -211,6 +213,7 @@ _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {
     "min_p": _float(0.0, 1.0, optional=True),
     "repeat_penalty": _float(0.01, 5.0, optional=True),
     "max_tokens": _int(1, 10_000_000, optional=True),
+    "thinking_budget": _int(1, 1_000_000, optional=True),
     "chat_template": _text(),
 }
 

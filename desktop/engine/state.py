@@ -15,6 +15,7 @@ from desktop.core.presets import Preset, PresetError, PresetStore, StackEntry
 from desktop.engine.adapters import Active, LoadedAdapter
 from desktop.engine.errors import APIError, LoadError, bad_request
 from desktop.engine.jobs import NeedsIdle
+from desktop.engine.reasoning import template_thinks
 from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner
 
 
@@ -257,6 +258,7 @@ class Engine:
                 "quantization": model.info.quantization,
                 "context_length_trained": model.info.context_length,
                 "chat_template": model.template_source,
+                "thinks": template_thinks(model.template_text),
                 "settings": model.settings.to_dict(),
                 "context_per_slot": model.n_ctx,
                 "threads_now": None if model.governor is None else model.governor.threads,

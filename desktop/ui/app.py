@@ -65,6 +65,7 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
     app.setPalette(palette)
     # Warnings and errors in colours that read well on the theme's background.
     warning, error = ("#fbbf24", "#f87171") if dark else ("#b45309", "#b91c1c")
+    muted = "#a1a1aa" if dark else "#52525b"  # a reply's thinking, apart from its answer
     app.setStyleSheet(  # the user's messages sit on AlternateBase, as their text does
         "QFrame#userMessage { background: palette(alternate-base); border-radius: 8px; }"
         "QFrame#assistantMessage { border: none; }"
@@ -83,7 +84,10 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
         "QLabel#chatNotice, QLabel#messageReason, QLabel[problem=\"true\"]"
         f" {{ color: {warning}; }}"
         f"QLabel#fieldError {{ color: {error}; }}"
-        "QLabel#chatTitle { font-weight: bold; }")
+        "QLabel#chatTitle { font-weight: bold; }"
+        f"QLabel#thinkingText {{ color: {muted}; border-left: 2px solid palette(mid);"
+        " padding-left: 8px; }"
+        f"QToolButton#thinkingHeader {{ color: {muted}; }}")
     return dark
 
 

@@ -16,14 +16,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.client.api import EngineError, StreamEnd
+from desktop.client.api import EngineError, StreamEnd, Thought
 from desktop.core.chats import ChatStore, Conversation, Message, ReplyWriter
 from desktop.ui.engine import EngineController
 from desktop.ui.workers import Workers
 
 PAINT_INTERVAL_MS = 33
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens",
-                 "seed")
+                 "seed", "thinking_budget")
 
 
 @dataclass
@@ -38,21 +38,37 @@ class Turn:
     system_prompt: str = ""
     sampling: dict[str, Any] = field(default_factory=dict)
     adapter_preset: str | None = None  # the LoRA preset in use, remembered by the conversation
+    thinking: bool = True  # whether a reasoning model may think before it answers
     cancelled: threading.Event = field(default_factory=threading.Event)
     reply_id: int | None = None  # the reply's row, once the worker has begun it
     taken: str = ""  # all the text the GUI has taken so far (GUI thread only)
+    thought_taken: str = ""  # all the thinking the GUI has taken so far (GUI thread only)
+    thought_seconds: float | None = None  # set once the answer begins after the thinking
+    thought_shown: bool = False  # whether the GUI has been told how long the thinking took
     _pieces: list[str] = field(default_factory=list)
+    _thoughts: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, piece: str) -> None:
         with self._lock:
             self._pieces.append(piece)
 
+    def push_thought(self, piece: str) -> None:
+        with self._lock:
+            self._thoughts.append(piece)
+
     def take(self) -> str:
         with self._lock:
             text = "".join(self._pieces)
             self._pieces.clear()
         self.taken += text
+        return text
+
+    def take_thought(self) -> str:
+        with self._lock:
+            text = "".join(self._thoughts)
+            self._thoughts.clear()
+        self.thought_taken += text
         return text
 
 
@@ -69,6 +85,8 @@ class ChatController(QObject):
     conversationOpened = Signal(object, object)  # Conversation, list[Message]
     replyStarted = Signal(object, object)  # Conversation, list[Message] incl. streaming reply
     replyText = Signal(str)  # new text for the streaming reply
+    replyThinking = Signal(str)  # new thinking for the streaming reply
+    replyThought = Signal(float)  # the thinking ended after this many seconds; the answer begins
     replyFinished = Signal(object)  # Message
     replyFailed = Signal(str)
     contextTrimmed = Signal(int)
@@ -84,6 +102,7 @@ class ChatController(QObject):
         self.turn: Turn | None = None
         self.model: str | None = None
         self.sampling: dict[str, Any] = {}
+        self.thinking = True  # the open chat's switch: may a reasoning model think first
         # Set by the adapters panel: the preset in use, and a call that runs on the turn's
         # worker before each reply so the engine has the adapter stack the panel shows.
         self.adapter_preset: str | None = None
@@ -106,6 +125,7 @@ class ChatController(QObject):
 
         A reply being written goes on meanwhile (one at a time: sending waits for it)."""
         self.conversation = None
+        self.thinking = True
         self.conversationOpened.emit(None, [])
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -119,7 +139,19 @@ class ChatController(QObject):
 
     def _opened(self, result: tuple[Conversation, list[Message]]) -> None:
         self.conversation = result[0]
+        self.thinking = thinking_of(result[0])
         self.conversationOpened.emit(*result)
+
+    def set_thinking(self, enabled: bool) -> None:
+        """The chat's thinking switch, kept with the conversation (a new chat keeps it when
+        its first message is sent)."""
+        self.thinking = enabled
+        if self.conversation is None:
+            return
+        conversation = self.conversation
+        settings = {**conversation.settings, "thinking": enabled}
+        self.workers.submit(self.store.set_settings, conversation.id, settings,
+                            on_done=self._conversation_updated, serial=True)
 
     def rename(self, conversation_id: int, title: str) -> None:
         self.workers.submit(self.store.rename, conversation_id, title,
@@ -174,6 +206,7 @@ class ChatController(QObject):
         turn.model = self.model
         turn.sampling = {k: v for k, v in self.sampling.items() if k in SAMPLING_KEYS}
         turn.adapter_preset = self.adapter_preset
+        turn.thinking = self.thinking
         self.turn = turn
         self.busyChanged.emit(True)
         self.workers.submit(self._run_turn, turn, self._signals)
@@ -185,8 +218,9 @@ class ChatController(QObject):
         writer: ReplyWriter | None = None
         try:
             if turn.conversation_id is None:
-                conversation = store.create_conversation(system_prompt=turn.system_prompt,
-                                                         model_id=turn.model)
+                conversation = store.create_conversation(
+                    system_prompt=turn.system_prompt, model_id=turn.model,
+                    settings={} if turn.thinking else {"thinking": False})
                 turn.conversation_id = conversation.id
             cid = turn.conversation_id
             if turn.kind == "send":
@@ -201,8 +235,9 @@ class ChatController(QObject):
             conversation = store.conversation(cid)
             if conversation.adapter_preset != turn.adapter_preset:
                 conversation = store.set_adapter_preset(cid, turn.adapter_preset)
-            history = [m.as_chat() for m in store.messages(cid)
-                       if m.role != "system" and (m.content or m.role == "user")]
+            history: list[dict[str, str]] = [
+                m.as_chat() for m in store.messages(cid)
+                if m.role != "system" and (m.content or m.role == "user")]
             reply = store.begin_reply(cid, turn.model, turn.sampling)
             turn.reply_id = reply.id
             signals.ready.emit(conversation, store.messages(cid))
@@ -245,8 +280,11 @@ class ChatController(QObject):
         """Stream one reply into *writer*; return how it ended and its timings."""
         client = self.engine.chat_client()
         started = time.perf_counter()
-        first = last = None
-        stream = client.chat_stream(messages, model=turn.model, **turn.sampling)
+        first = last = thought_at = None
+        params = dict(turn.sampling)
+        if not turn.thinking:
+            params["enable_thinking"] = False
+        stream = client.chat_stream(messages, model=turn.model, thoughts=True, **params)
         end = None
         try:
             for piece in stream:
@@ -257,11 +295,22 @@ class ChatController(QObject):
                     continue
                 last = time.perf_counter()
                 first = first or last
+                if isinstance(piece, Thought):
+                    thought_at = thought_at or last
+                    writer.append_thinking(piece.text)
+                    turn.push_thought(piece.text)
+                    continue
+                if thought_at is not None and turn.thought_seconds is None:
+                    turn.thought_seconds = last - thought_at
                 writer.append(piece)
                 turn.push(piece)
         finally:
             stream.close()  # a stopped reply disconnects, so the engine stops generating
         timings: dict[str, float] = {}
+        if thought_at is not None:
+            if turn.thought_seconds is None and last is not None:  # thought, never answered
+                turn.thought_seconds = last - thought_at
+            timings["thought_seconds"] = turn.thought_seconds or 0.0
         if first is not None and last is not None:
             timings["seconds_to_first_token"] = first - started
             tokens = (end.usage or {}).get("completion_tokens") if end else None
@@ -277,8 +326,15 @@ class ChatController(QObject):
         self._timer.start()
 
     def _paint(self) -> None:
-        if self.turn is not None:
-            text = self.turn.take()
+        turn = self.turn
+        if turn is not None:
+            thought = turn.take_thought()
+            if thought:
+                self.replyThinking.emit(thought)
+            if turn.thought_seconds is not None and not turn.thought_shown:
+                turn.thought_shown = True
+                self.replyThought.emit(turn.thought_seconds)
+            text = turn.take()
             if text:
                 self.replyText.emit(text)
 
@@ -302,3 +358,8 @@ class ChatController(QObject):
             self.replyFinished.emit(message)
         self.replyFailed.emit(reason)
         self.conversationsChanged.emit()
+
+
+def thinking_of(conversation: Conversation) -> bool:
+    """The conversation's thinking switch (on unless it was turned off)."""
+    return conversation.settings.get("thinking") is not False

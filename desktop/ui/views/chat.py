@@ -46,6 +46,8 @@ class ChatPage(QWidget):
         self.messages: list[MessageWidget] = []
         self.reply: MessageWidget | None = None
         self._held: list[str] = []  # reply text that came while the chat could not be seen
+        self._held_thought: list[str] = []  # and thinking
+        self._held_seconds: float | None = None  # and the end of the thinking
         outer = QHBoxLayout(self)
         outer.setContentsMargins(8, 8, 8, 8)
         column = QWidget()
@@ -73,6 +75,16 @@ class ChatPage(QWidget):
         self.model_picker.activated.connect(
             lambda index: self.modelChosen.emit(self.model_picker.itemData(index)))
         top.addWidget(self.model_picker)
+        # Shown for models that think: whether this chat lets them think before answering.
+        self.thinking_button = QPushButton("Thinking")
+        self.thinking_button.setCheckable(True)
+        self.thinking_button.setChecked(True)
+        self.thinking_button.setAccessibleName("Let the model think before it answers")
+        self.thinking_button.setToolTip("Let the model think before it answers, in this chat "
+                                        "(off: it answers at once)")
+        self.thinking_button.toggled.connect(self.chat.set_thinking)
+        self.thinking_button.hide()
+        top.addWidget(self.thinking_button)
         self.system_button = QPushButton("System prompt")
         self.system_button.setCheckable(True)
         self.system_button.toggled.connect(self._toggle_system)
@@ -152,6 +164,8 @@ class ChatPage(QWidget):
         chat.conversationOpened.connect(self.show_conversation)
         chat.replyStarted.connect(self._reply_started)
         chat.replyText.connect(self._reply_text)
+        chat.replyThinking.connect(self._reply_thinking)
+        chat.replyThought.connect(self._reply_thought)
         chat.replyFinished.connect(self._reply_finished)
         chat.replyFailed.connect(self._reply_failed)
         chat.contextTrimmed.connect(self._context_trimmed)
@@ -186,6 +200,10 @@ class ChatPage(QWidget):
         self.adapters_label.setToolTip(text)
         self.adapters_label.setVisible(bool(text))
 
+    def set_model_thinks(self, thinks: bool) -> None:
+        """Show the thinking switch while the model in use is one that thinks."""
+        self.thinking_button.setVisible(thinks)
+
     # -- showing a conversation ------------------------------------------------------------------
     def show_conversation(self, conversation: Conversation | None,
                           messages: list[Message]) -> None:
@@ -195,6 +213,9 @@ class ChatPage(QWidget):
         self.system_prompt.blockSignals(True)
         self.system_prompt.setPlainText(conversation.system_prompt if conversation else "")
         self.system_prompt.blockSignals(False)
+        self.thinking_button.blockSignals(True)
+        self.thinking_button.setChecked(self.chat.thinking)
+        self.thinking_button.blockSignals(False)
         self._add_all(messages)
         turn = self.chat.turn
         if turn is not None and conversation is not None \
@@ -209,9 +230,13 @@ class ChatPage(QWidget):
         """Back in the conversation whose reply is being written: show it live again, with
         everything it has said so far (the saved copy may be up to a second behind)."""
         self.reply = next((w for w in self.messages if w.message_id == turn.reply_id), None)
-        self._held.clear()
+        self._clear_held()
         if self.reply is not None:
             self.reply.set_text(turn.taken)
+            if turn.thought_taken:
+                self.reply.thinking.set_text(turn.thought_taken, turn.thought_seconds)
+                if turn.thought_seconds is None:
+                    self.reply.thinking.start()
             self._at_bottom = True
 
     def _clear(self) -> None:
@@ -220,8 +245,13 @@ class ChatPage(QWidget):
             widget.deleteLater()
         self.messages.clear()
         self.reply = None
-        self._held.clear()
+        self._clear_held()
         self.empty.show()
+
+    def _clear_held(self) -> None:
+        self._held.clear()
+        self._held_thought.clear()
+        self._held_seconds = None
 
     def _add_all(self, messages: list[Message]) -> None:
         last_user: int | None = None
@@ -268,14 +298,31 @@ class ChatPage(QWidget):
             self._held.append(text)
             self.show_held()
 
+    def _reply_thinking(self, text: str) -> None:
+        if self.reply is not None:
+            self._held_thought.append(text)
+            self.show_held()
+
+    def _reply_thought(self, seconds: float) -> None:
+        if self.reply is not None:
+            self._held_seconds = seconds
+            self.show_held()
+
     def show_held(self) -> None:
-        """Show the reply's text that waited, if the chat can be seen now."""
-        if (self.reply is None or not self._held or not self.isVisible()
-                or self.window().isMinimized()):
+        """Show the reply's text (and thinking) that waited, if the chat can be seen now."""
+        if (self.reply is None or not self.isVisible() or self.window().isMinimized()
+                or not (self._held or self._held_thought or self._held_seconds is not None)):
             return
-        text = "".join(self._held)
+        thought, text = "".join(self._held_thought), "".join(self._held)
+        seconds, self._held_seconds = self._held_seconds, None
         self._held.clear()
-        self.reply.append(text)
+        self._held_thought.clear()
+        if thought:
+            self.reply.append_thinking(thought)
+        if seconds is not None:
+            self.reply.thought(seconds)
+        if text:
+            self.reply.append(text)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -284,9 +331,12 @@ class ChatPage(QWidget):
     def _reply_finished(self, message: Message) -> None:
         if self.reply is not None and self.reply.message_id == message.id:
             self.reply.set_text(message.content)
+            section = self.reply.thinking
+            if message.thinking and (section.thinking or not section.text):
+                section.set_text(message.thinking, message.thought_seconds)
             self.reply.set_state(message.state, message.error)
         self.reply = None
-        self._held.clear()
+        self._clear_held()
 
     def _reply_failed(self, reason: str) -> None:
         self.notice.setText(reason)

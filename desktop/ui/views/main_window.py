@@ -209,6 +209,7 @@ class MainWindow(QMainWindow):
     def _engine_status(self, status: dict[str, Any]) -> None:
         model = status.get("model") if status else None
         self.model_label.setText(f"Model: {model['id']}" if model else "No model loaded")
+        self.chat_page.set_model_thinks(bool(model and model.get("thinks")))
         memory = status.get("memory_bytes") if status else None
         self.memory_label.setText(f"Memory: {memory / GiB:.2f} GB" if memory else "")
         last = (status or {}).get("last_generation") or {}

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEd
 from desktop.core.chats import Message
 from desktop.ui.views.labels import ElidedLabel, WrappedLabel
 from desktop.ui.views.markdown import MarkdownView
+from desktop.ui.views.thinking import ThinkingSection
 
 
 class MessageWidget(QFrame):
@@ -62,6 +63,8 @@ class MessageWidget(QFrame):
         self.reason.setObjectName("messageReason")
         self.reason.hide()
         layout.addWidget(self.reason)
+        self.thinking = ThinkingSection(self)
+        layout.addWidget(self.thinking)
         self.body = MarkdownView(dark, self, bubble=role == "user")
         layout.addWidget(self.body)
         self.editor: QPlainTextEdit | None = None
@@ -73,6 +76,8 @@ class MessageWidget(QFrame):
     def from_message(cls, message: Message, dark: bool = False) -> "MessageWidget":
         widget = cls(message.role, message.id, message.model_id, dark)
         widget.set_text(message.content)
+        if message.thinking:
+            widget.thinking.set_text(message.thinking, message.thought_seconds)
         widget.set_state(message.state, message.error)
         return widget
 
@@ -84,6 +89,14 @@ class MessageWidget(QFrame):
         """More of a reply that is streaming in."""
         self.text += piece
         self.body.stream(self.text)
+
+    def append_thinking(self, piece: str) -> None:
+        """More of the thinking of a reply that is streaming in."""
+        self.thinking.append(piece)
+
+    def thought(self, seconds: float) -> None:
+        """The thinking is over and the answer begins."""
+        self.thinking.finish(seconds)
 
     def set_state(self, state: str, error: str | None = None) -> None:
         notes = {"stopped": "stopped", "error": "failed", "streaming": "…"}

@@ -19,6 +19,7 @@ SAMPLING = (
     ("min_p", "Min P", 0.0, 1.0, 0.01, 2, 0.05),
     ("repeat_penalty", "Repeat penalty", 0.01, 3.0, 0.01, 2, 1.0),
     ("max_tokens", "Max tokens (0: no limit)", 0, 131072, 64, 0, 0),
+    ("thinking_budget", "Thinking budget (0: no limit)", 0, 131072, 64, 0, 0),
 )
 LOADING = (
     ("n_ctx", "Context length (0: default)", 0, 1_048_576, 512, 0, 0),
@@ -93,7 +94,8 @@ class ModelSettingsPanel(QWidget):
         values = {}
         for name, _, _, _, _, decimals, default in SAMPLING + LOADING:
             value = self.fields[name].value()
-            if name in ("max_tokens", "n_ctx", "n_threads", "parallel") and value == 0:
+            if name in ("max_tokens", "thinking_budget", "n_ctx", "n_threads",
+                        "parallel") and value == 0:
                 values[name] = None
             elif value == default and name not in ("n_gpu_layers",):
                 values[name] = None  # unchanged: keep following the default

@@ -1,0 +1,76 @@
+"""A conversation exported: Markdown to read, JSON with every detail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from desktop.core.chat_records import Conversation, Message
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")
+
+
+def thought_label(message: Message) -> str:
+    """How a reply's folded thinking is headed: "Thought for 12 s" (or "Thought")."""
+    seconds = message.thought_seconds
+    if seconds is None:
+        return "Thought"
+    return f"Thought for {max(1, round(seconds))} s"
+
+
+def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation as a Markdown document: title, system prompt, one heading per turn."""
+    parts = [f"# {conversation.title}", ""]
+    if conversation.system_prompt.strip():
+        parts += ["## System prompt", "", conversation.system_prompt.strip(), ""]
+    for message in messages:
+        heading = message.role.capitalize()
+        if message.role == "assistant" and message.model_id:
+            heading += f" ({message.model_id})"
+        parts += [f"## {heading}", ""]
+        if message.thinking.strip():
+            parts += ["<details>", f"<summary>{thought_label(message)}</summary>", "",
+                      message.thinking.strip(), "", "</details>", ""]
+        parts.append(message.content.strip())
+        if message.state == "stopped":
+            parts += ["", "*(stopped before the end)*"]
+        elif message.state == "error":
+            parts += ["", f"*(failed: {message.error or 'unknown error'})*"]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation as JSON: every message with its model, settings, tokens and timings."""
+    document = {
+        "format": "nomoat-conversation",
+        "version": 1,
+        "title": conversation.title,
+        "created": _iso(conversation.created),
+        "updated": _iso(conversation.updated),
+        "system_prompt": conversation.system_prompt,
+        "model": conversation.model_id,
+        "adapter_preset": conversation.adapter_preset,
+        "settings": conversation.settings,
+        "messages": [{
+            "role": m.role,
+            "content": m.content,
+            "thinking": m.thinking,
+            "thought_seconds": m.thought_seconds,
+            "created": _iso(m.created),
+            "model": m.model_id,
+            "settings": m.settings,
+            "prompt_tokens": m.prompt_tokens,
+            "completion_tokens": m.completion_tokens,
+            "seconds_to_first_token": m.seconds_to_first_token,
+            "tokens_per_second": m.tokens_per_second,
+            "state": m.state,
+            "error": m.error,
+        } for m in messages],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+

@@ -1,0 +1,101 @@
+"""The conversation database's schema: the ordered migrations applied when it is opened, and
+the version recorded in it (``PRAGMA user_version``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+
+class ChatStoreError(Exception):
+    """The conversation database cannot be used; the message says why and what to do."""
+
+
+def _v1_conversations_and_messages(conn: sqlite3.Connection) -> None:
+    conn.execute("""
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            model_id TEXT,
+            settings TEXT NOT NULL DEFAULT '{}'
+        )""")
+    conn.execute("CREATE INDEX conversations_by_updated ON conversations (updated DESC)")
+    # AUTOINCREMENT: a worker still holding the id of a deleted reply must never write into
+    # a newer message that reused it.
+    conn.execute("""
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL
+                REFERENCES conversations (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            model_id TEXT,
+            settings TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            seconds_to_first_token REAL,
+            tokens_per_second REAL,
+            state TEXT NOT NULL DEFAULT 'complete'
+                CHECK (state IN ('complete', 'streaming', 'stopped', 'error')),
+            error TEXT,
+            UNIQUE (conversation_id, position)
+        )""")
+    conn.execute("CREATE INDEX messages_streaming ON messages (id) WHERE state = 'streaming'")
+
+
+def _v2_adapter_preset(conn: sqlite3.Connection) -> None:
+    # The LoRA adapters panel remembers which preset a conversation used.
+    conn.execute("ALTER TABLE conversations ADD COLUMN adapter_preset TEXT")
+
+
+def _v3_thinking(conn: sqlite3.Connection) -> None:
+    # What a reasoning model thought before its answer, and for how long; kept apart from the
+    # answer so it is shown folded and not sent back as something the model said.
+    conn.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE messages ADD COLUMN thought_seconds REAL")
+
+
+Migration = Callable[[sqlite3.Connection], None]
+
+#: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
+MIGRATIONS: tuple[Migration, ...] = (_v1_conversations_and_messages, _v2_adapter_preset,
+                                     _v3_thinking)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database (0 for a new, empty one)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS,
+            target: int | None = None) -> int:
+    """Apply the missing steps of *migrations* up to *target* (default: all); return the version.
+
+    Each step runs in its own transaction together with the version bump, so a failing step
+    leaves the database at the last version that worked. *conn* must be in autocommit mode
+    (``isolation_level=None``).
+    """
+    target = len(migrations) if target is None else target
+    version = schema_version(conn)
+    if version > len(migrations):
+        raise ChatStoreError(
+            f"The conversation database was made by a newer version of NoMoat (schema "
+            f"{version}; this version knows up to {len(migrations)}). Update NoMoat to open it.")
+    for number in range(version + 1, target + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrations[number - 1](conn)
+            conn.execute(f"PRAGMA user_version = {int(number)}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return schema_version(conn)
+
+
