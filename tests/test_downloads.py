@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hubserver import ForwardProxy, HubServer, file_sha256, split_bytes
 
+from desktop.core.download_manager import DownloadManager
 from desktop.core.downloads import (
     NOTE,
     PART,
@@ -33,7 +34,6 @@ from desktop.core.downloads import (
     DownloadControl,
     DownloadError,
     DownloadEvent,
-    DownloadManager,
     DownloadOptions,
     DownloadRequest,
     HubAccessError,

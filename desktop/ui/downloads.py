@@ -14,14 +14,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop.core.download_manager import DownloadManager, DownloadTask
 from desktop.core.downloads import (
     NOTE,
     PART,
     DownloadEvent,
-    DownloadManager,
     DownloadOptions,
     DownloadRequest,
-    DownloadTask,
     State,
     discard_partial,
 )
