@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         set_home(args.data_dir)
     faulthandler.enable()  # a native crash leaves the Python stack in the engine log
+    from desktop.engine import amx
+
+    amx.keep_out()  # before any model loads (see desktop.engine.amx)
     if args.parent_pid:
         threading.Thread(target=_watch_parent, args=(args.parent_pid,), name="parent-watch",
                          daemon=True).start()

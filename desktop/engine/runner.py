@@ -28,6 +28,7 @@ from desktop.core.memory import (
     default_context,
     estimate_model_memory,
 )
+from desktop.engine import amx
 from desktop.engine.adapters import AdapterSet
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.jobs import GenerationResult, Job, Prepared
@@ -235,7 +236,7 @@ class ModelRunner:
     def _open(path: Path, n_ctx: int, parallel: int, threads: int,
               settings: LoadSettings) -> tuple[Any, Any]:
         """The weights and a context of *parallel* sequences with a cache of their own each."""
-        model_params = llama_cpp.llama_model_default_params()
+        model_params = amx.model_params()
         model_params.n_gpu_layers = settings.n_gpu_layers
         weights = internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         params = llama_cpp.llama_context_default_params()
