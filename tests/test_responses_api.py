@@ -105,7 +105,8 @@ def test_streamed_call_arguments_join_to_the_final_ones(served) -> None:
     pieces: list[str] = []
     done: list[str] = []
     with client.responses.stream(model=MODEL, input=ASK, tools=[WEATHER], tool_choice="required",
-                                 parallel_tool_calls=False, max_output_tokens=80, extra_body={"seed": 4}) as stream:
+                                 parallel_tool_calls=False, max_output_tokens=80,
+                                 extra_body={"seed": 4}) as stream:
         for event in stream:
             if event.type == "response.function_call_arguments.delta":
                 pieces.append(event.delta)
@@ -145,7 +146,8 @@ def test_round_trip_by_previous_response_id(served) -> None:
     [call] = [item for item in first.output if item.type == "function_call"]
     answer = client.responses.create(model=MODEL, previous_response_id=first.id,
                                      input=[_result_for(call)], tools=[WEATHER],
-                                     tool_choice="none", max_output_tokens=30, extra_body={"seed": 1})
+                                     tool_choice="none", max_output_tokens=30,
+                                     extra_body={"seed": 1})
     assert answer.previous_response_id == first.id
     assert answer.output_text.strip()
     # The earlier turn was read again: the prompt holds more than the tool result alone.
@@ -187,7 +189,8 @@ PERSON = {
 
 def test_text_format_json_schema_validates(served) -> None:
     response = served.client().responses.create(
-        model=MODEL, input="Describe a person as JSON.", max_output_tokens=200, extra_body={"seed": 3},
+        model=MODEL, input="Describe a person as JSON.", max_output_tokens=200,
+        extra_body={"seed": 3},
         text={"format": {"type": "json_schema", "name": "person", "schema": PERSON,
                          "strict": True}})
     assert response.status == "completed"

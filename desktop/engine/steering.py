@@ -3,8 +3,9 @@ and a budget for the thinking.
 
 A reasoning model writes ``<think>…</think>`` before its answer. A grammar for a tool call
 or a JSON schema must leave the thinking free and bind the answer, so it is lazy: it waits
-for a trigger (the end of the thinking, or a call's opening). A thinking budget ends the thinking for the model: once it has written that
-many tokens of thought, the engine writes ``</think>`` for it and the answer begins.
+for a trigger (the end of the thinking, or a call's opening). A thinking budget ends the
+thinking for the model: once it has written that many tokens of thought, the engine writes
+``</think>`` for it and the answer begins.
 """
 
 from __future__ import annotations
