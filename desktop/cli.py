@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", metavar="TEXT", help="system prompt")
     chat.add_argument("--max-tokens", type=int, default=None, metavar="N",
                       help="longest reply in tokens (default: until the model stops)")
+    chat.add_argument("--mcp", action="append", metavar="NAME",
+                      help="let the model call the tools of this MCP server from mcp.json "
+                           "(asks y/N before each call; repeat for more servers)")
+    chat.add_argument("--tool-choice", choices=("auto", "required"), default="auto",
+                      help="with --mcp: 'required' makes the first round of every reply call "
+                           "a tool (default: auto, the model decides)")
+    chat.add_argument("--tool-rounds", type=int, default=8, metavar="N",
+                      help="with --mcp: rounds of tool calls one reply may make (default 8)")
     _add_load_options(chat)
 
     serve = commands.add_parser("serve", help="serve a model through an OpenAI-compatible API")

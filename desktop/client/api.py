@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -29,10 +29,28 @@ class Thought:
 
 @dataclass
 class StreamEnd:
-    """The last item of a streamed reply."""
+    """The last item of a streamed reply, with the tool calls it made (OpenAI's shape:
+    ``{"id", "type": "function", "function": {"name", "arguments"}}``, arguments as text)."""
 
     finish_reason: str | None
     usage: dict[str, Any] | None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _add_call_piece(calls: dict[int, dict[str, Any]], piece: dict[str, Any]) -> None:
+    """Put one streamed piece of a tool call (by its index) into the call it belongs to."""
+    index = piece.get("index", len(calls))
+    if not isinstance(index, int):
+        return
+    call = calls.setdefault(index, {"id": "", "type": "function",
+                                    "function": {"name": "", "arguments": ""}})
+    if isinstance(piece.get("id"), str):
+        call["id"] = piece["id"]
+    function = piece.get("function") or {}
+    if isinstance(function.get("name"), str):
+        call["function"]["name"] += function["name"]
+    if isinstance(function.get("arguments"), str):
+        call["function"]["arguments"] += function["arguments"]
 
 
 def _error_from(response: httpx.Response) -> EngineError:
@@ -123,6 +141,7 @@ class EngineClient:
             payload["model"] = model
         finish: str | None = None
         usage: dict[str, Any] | None = None
+        calls: dict[int, dict[str, Any]] = {}
         try:
             with self._http.stream("POST", "/v1/chat/completions", json=payload) as response:
                 if response.status_code >= 400:
@@ -133,7 +152,7 @@ class EngineClient:
                         continue
                     data = line[6:]
                     if data == "[DONE]":
-                        yield StreamEnd(finish, usage)
+                        yield StreamEnd(finish, usage, [calls[i] for i in sorted(calls)])
                         return
                     chunk = json.loads(data)
                     if "error" in chunk:
@@ -147,6 +166,9 @@ class EngineClient:
                         text = delta.get("content")
                         if text:
                             yield text
+                        for piece in delta.get("tool_calls") or []:
+                            if isinstance(piece, dict):
+                                _add_call_piece(calls, piece)
                         finish = choice.get("finish_reason") or finish
                     usage = chunk.get("usage") or usage
                 raise EngineError(f"The {self.name} stopped while answering.")

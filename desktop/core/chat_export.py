@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from desktop.core.chat_records import Conversation, Message
+from desktop.core.tool_calls import ToolCall
 
 
 def _iso(when: datetime) -> str:
@@ -19,6 +21,30 @@ def thought_label(message: Message) -> str:
     if seconds is None:
         return "Thought"
     return f"Thought for {max(1, round(seconds))} s"
+
+
+def call_label(call: ToolCall) -> str:
+    """A call's heading: the tool, its server, and how it ended, in words."""
+    where = f"{call.tool} ({call.server})" if call.server else call.tool
+    state = {"pending": "about to run", "asking": "waiting for your say", "running": "running",
+             "done": "done", "failed": "failed", "denied": "denied",
+             "stopped": "stopped"}[call.state.value]
+    return f"{where}: {state}"
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in *text*, so the text cannot end it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _call_markdown(call: ToolCall) -> list[str]:
+    fence = _fence(call.arguments + call.result)
+    lines = ["<details>", f"<summary>Tool call: {call_label(call)}</summary>", "",
+             "Arguments:", "", f"{fence}json", call.arguments or "{}", fence, ""]
+    if call.result:
+        lines += ["Result:", "", f"{fence}text", call.result, fence, ""]
+    return [*lines, "</details>", ""]
 
 
 def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
@@ -34,6 +60,11 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
         if message.thinking.strip():
             parts += ["<details>", f"<summary>{thought_label(message)}</summary>", "",
                       message.thinking.strip(), "", "</details>", ""]
+        for step in message.tool_steps:
+            if step.text.strip():
+                parts += [step.text.strip(), ""]
+            for call in step.calls:
+                parts += _call_markdown(call)
         parts.append(message.content.strip())
         if message.state == "stopped":
             parts += ["", "*(stopped before the end)*"]
@@ -69,6 +100,7 @@ def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
             "tokens_per_second": m.tokens_per_second,
             "state": m.state,
             "error": m.error,
+            "tool_steps": [s.to_json() for s in m.tool_steps],
         } for m in messages],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

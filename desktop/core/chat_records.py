@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+from desktop.core.tool_calls import ToolStep, steps_as_chat, steps_from_text
+
 DEFAULT_TITLE = "New chat"
 
 Role = Literal["system", "user", "assistant"]
@@ -65,6 +67,7 @@ class Message:
     error: str | None = None
     thinking: str = ""  # what a reasoning model thought before its answer
     thought_seconds: float | None = None
+    tool_steps: tuple[ToolStep, ...] = ()  # rounds that ended in tool calls, before the content
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Message:
@@ -72,7 +75,8 @@ class Message:
                    row["content"], _when(row["created"]), row["model_id"],
                    _load_json(row["settings"]), row["prompt_tokens"], row["completion_tokens"],
                    row["seconds_to_first_token"], row["tokens_per_second"], row["state"],
-                   row["error"], row["thinking"], row["thought_seconds"])
+                   row["error"], row["thinking"], row["thought_seconds"],
+                   tuple(steps_from_text(row["tool_steps"])))
 
     def as_chat(self) -> dict[str, str]:
         """The message as the OpenAI chat API takes it. A reply's thinking goes as
@@ -81,6 +85,20 @@ class Message:
         if self.role == "assistant" and self.thinking:
             chat["reasoning_content"] = self.thinking
         return chat
+
+    def as_chat_messages(self) -> list[dict[str, Any]]:
+        """The message as the chat API takes it, with the rounds of tool calls a reply made
+        before its last text (an assistant message with ``tool_calls``, then each result).
+        A reply that ended on its calls, with no text after them, has no last message."""
+        chat: list[dict[str, Any]] = steps_as_chat(list(self.tool_steps))
+        if self.content or self.role == "user" or not chat:
+            chat.append(self.as_chat())
+        return chat
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the message holds anything to send back: text, or tool calls."""
+        return bool(self.content or self.role == "user" or any(s.calls for s in self.tool_steps))
 
 
 @dataclass(frozen=True)
@@ -188,16 +206,17 @@ def fit_context(messages: Sequence[Turn], count_tokens: Callable[[str], int], bu
 
 
 def prompt_messages(conversation: Conversation,
-                    messages: Sequence[Message]) -> list[dict[str, str]]:
+                    messages: Sequence[Message]) -> list[dict[str, Any]]:
     """The chat API messages for *conversation*: its system prompt, then every turn that has
-    text (replies that failed with nothing written, or are still streaming, are skipped)."""
-    chat: list[dict[str, str]] = []
+    text or tool calls (replies that failed with nothing written, or are still streaming, are
+    skipped)."""
+    chat: list[dict[str, Any]] = []
     if conversation.system_prompt.strip():
         chat.append({"role": "system", "content": conversation.system_prompt})
     for message in messages:
-        if message.state == "streaming" or (message.role == "assistant" and not message.content):
+        if message.state == "streaming" or not message.has_content:
             continue
-        chat.append(message.as_chat())
+        chat.extend(message.as_chat_messages())
     return chat
 
 

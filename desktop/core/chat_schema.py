@@ -60,11 +60,17 @@ def _v3_thinking(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE messages ADD COLUMN thought_seconds REAL")
 
 
+def _v4_tool_steps(conn: sqlite3.Connection) -> None:
+    # A reply that called tools: each round's text and its calls with their results, as JSON
+    # (see desktop.core.tool_calls); the text after the last round stays in ``content``.
+    conn.execute("ALTER TABLE messages ADD COLUMN tool_steps TEXT NOT NULL DEFAULT '[]'")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
 MIGRATIONS: tuple[Migration, ...] = (_v1_conversations_and_messages, _v2_adapter_preset,
-                                     _v3_thinking)
+                                     _v3_thinking, _v4_tool_steps)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -35,6 +35,13 @@ from desktop.core.chat_records import (
 )
 from desktop.core.chat_schema import ChatStoreError, migrate
 from desktop.core.paths import get_paths
+from desktop.core.tool_calls import (
+    CallState,
+    ToolCall,
+    ToolStep,
+    steps_from_text,
+    steps_to_text,
+)
 
 DATABASE_NAME = "conversations.sqlite3"
 ROLES = ("system", "user", "assistant")
@@ -69,6 +76,20 @@ def _snippet(text: str, needle: str, width: int = 80) -> str:
 
 _CONVERSATION_COLUMNS = ("id, title, created, updated, system_prompt, model_id, adapter_preset, "
                          "settings")
+
+
+def _stop_unfinished_calls(conn: sqlite3.Connection) -> None:
+    """Tool calls of replies cut off by a crash, still asking or running, are marked stopped."""
+    rows = conn.execute("SELECT id, tool_steps FROM messages "
+                        "WHERE state = 'streaming' AND tool_steps != '[]'").fetchall()
+    for row in rows:
+        steps = steps_from_text(row["tool_steps"])
+        for step in steps:
+            for call in step.calls:
+                if not call.ended:
+                    call.finish(CallState.STOPPED, "NoMoat closed before this call ended.")
+        conn.execute("UPDATE messages SET tool_steps = ? WHERE id = ?",
+                     (steps_to_text(steps), row["id"]))
 
 
 class ChatStore:
@@ -106,6 +127,7 @@ class ChatStore:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.create_function("nomoat_fold", 1, _fold, deterministic=True)
                 migrate(conn)
+                _stop_unfinished_calls(conn)
                 self.recovered = conn.execute(
                     "UPDATE messages SET state = 'stopped' WHERE state = 'streaming'").rowcount
             except sqlite3.DatabaseError as exc:
@@ -317,27 +339,35 @@ class ChatStore:
             return self._append(conn, conversation_id, "assistant", "", "streaming", model_id,
                                 settings)
 
-    def update_reply(self, message_id: int, content: str, thinking: str = "") -> bool:
-        """Save the text (and thinking) a streaming reply has so far (cheap: one row, one
-        commit).
+    def update_reply(self, message_id: int, content: str, thinking: str = "",
+                     tool_steps: Sequence[ToolStep] | None = None) -> bool:
+        """Save the text (and thinking, and tool calls) a streaming reply has so far (cheap: one
+        row, one commit). *tool_steps* None keeps the calls saved before.
 
         Returns False, changing nothing, if the reply is gone or already finished, so a late
         save from a worker can never overwrite the final text.
         """
         with self._write() as conn:
+            if tool_steps is None:
+                return bool(conn.execute(
+                    "UPDATE messages SET content = ?, thinking = ? "
+                    "WHERE id = ? AND state = 'streaming'",
+                    (content, thinking, message_id)).rowcount)
             return bool(conn.execute(
-                "UPDATE messages SET content = ?, thinking = ? "
+                "UPDATE messages SET content = ?, thinking = ?, tool_steps = ? "
                 "WHERE id = ? AND state = 'streaming'",
-                (content, thinking, message_id)).rowcount)
+                (content, thinking, steps_to_text(list(tool_steps)), message_id)).rowcount)
 
     def finish_reply(self, message_id: int, content: str, state: State = "complete", *,
                      prompt_tokens: int | None = None, completion_tokens: int | None = None,
                      seconds_to_first_token: float | None = None,
                      tokens_per_second: float | None = None,
                      error: str | None = None, thinking: str | None = None,
-                     thought_seconds: float | None = None) -> Message:
+                     thought_seconds: float | None = None,
+                     tool_steps: Sequence[ToolStep] | None = None) -> Message:
         """Save a reply's final text, how it ended ("complete", "stopped" or "error"), its
-        token counts and its timings, and its thinking (None keeps what was saved).
+        token counts and its timings, its thinking and its tool calls (None keeps what was
+        saved).
         ConversationNotFound if the reply was deleted meanwhile."""
         if state not in FINISHED_STATES:
             raise ValueError(f"A finished reply's state must be one of "
@@ -347,10 +377,12 @@ class ChatStore:
             conn.execute(
                 "UPDATE messages SET content = ?, state = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, seconds_to_first_token = ?, tokens_per_second = ?, "
-                "error = ?, thinking = ?, thought_seconds = ? WHERE id = ?",
+                "error = ?, thinking = ?, thought_seconds = ?, tool_steps = ? WHERE id = ?",
                 (content, state, prompt_tokens, completion_tokens, seconds_to_first_token,
                  tokens_per_second, error, message.thinking if thinking is None else thinking,
-                 thought_seconds, message_id))
+                 thought_seconds,
+                 steps_to_text(list(message.tool_steps if tool_steps is None else tool_steps)),
+                 message_id))
             conn.execute("UPDATE conversations SET updated = ? WHERE id = ?",
                          (self._clock(), message.conversation_id))
             return self._message(conn, message_id)
@@ -406,6 +438,7 @@ class ReplyWriter:
         self._clock = clock
         self._pieces: list[str] = []
         self._thinking: list[str] = []
+        self.steps: list[ToolStep] = []  # rounds that ended in tool calls
         self._saved_at = clock()
         self._dirty = False
 
@@ -439,12 +472,28 @@ class ReplyWriter:
     def flush(self) -> None:
         """Save the text so far now, if anything changed since the last save."""
         if self._dirty:
-            self.store.update_reply(self.message_id, self.text, self.thinking)
+            self.store.update_reply(self.message_id, self.text, self.thinking,
+                                    self.steps if self.steps else None)
             self._dirty = False
         self._saved_at = self._clock()
+
+    def begin_calls(self, calls: list[ToolCall]) -> ToolStep:
+        """End the round: the text so far and *calls* become a step, saved at once; the text
+        of the next round starts empty."""
+        step = ToolStep(self.text, calls)
+        self.steps.append(step)
+        self._pieces.clear()
+        self.save_calls()
+        return step
+
+    def save_calls(self) -> None:
+        """Save now: a call was decided, or its result came (never left for later)."""
+        self._dirty = True
+        self.flush()
 
     def finish(self, state: State = "complete", **details: Any) -> Message:
         """Save the final text and how the reply ended (see :meth:`ChatStore.finish_reply`)."""
         self._dirty = False
         return self.store.finish_reply(self.message_id, self.text, state,
-                                       thinking=self.thinking, **details)
+                                       thinking=self.thinking, tool_steps=self.steps,
+                                       **details)

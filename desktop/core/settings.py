@@ -84,6 +84,7 @@ class Settings:
     server_cors_origins: list[str] = field(default_factory=list)
     remote_url: str | None = None  # a server elsewhere the chat can use (the Server page)
     remote_api_key: str | None = None
+    tool_rounds: int = 8  # rounds of tool calls one reply may make before it must answer
     models: dict[str, ModelSettings] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     messages: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -200,6 +201,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "server_cors_origins": _text_list,
     "remote_url": _url,
     "remote_api_key": _text(),
+    "tool_rounds": _int(1, 100),
 }
 
 _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {

@@ -21,6 +21,7 @@ from typing import Any
 import llama_cpp
 from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
 
+from desktop.core.schema_keywords import FORMATS, UNENFORCEABLE
 from desktop.engine.errors import APIError, bad_request
 from desktop.engine.vocab import piece_of, tokens_of
 
@@ -31,15 +32,9 @@ _ENFORCED = {"type", "properties", "required", "additionalProperties", "items", 
 _DESCRIPTIVE = {"title", "description", "default", "examples", "$schema", "$id", "$comment",
                 "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "nullable",
                 "strict", "discriminator"}
-# Keywords of JSON Schema that constrain values and that the grammar cannot enforce.
-_UNENFORCEABLE = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-                  "not", "if", "then", "else", "uniqueItems", "contains", "minContains",
-                  "maxContains", "minProperties", "maxProperties", "patternProperties",
-                  "propertyNames", "dependentRequired", "dependentSchemas", "dependencies",
-                  "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
-                  "contentMediaType", "additionalItems"}
+_UNENFORCEABLE = UNENFORCEABLE
 _TYPES = {"string", "number", "integer", "boolean", "null", "object", "array"}
-_FORMATS = {"date", "time", "date-time", "uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"}
+_FORMATS = FORMATS
 _ANY = {"anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean",
                                          "null")]}
 # The longest schema (as JSON) a request may constrain its output with.

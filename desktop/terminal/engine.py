@@ -86,10 +86,22 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def chat(args: argparse.Namespace) -> int:
-    supervisor = start_engine(args)
+    tools = None
+    if getattr(args, "mcp", None):
+        if args.tool_rounds < 1:
+            raise CommandError("--tool-rounds must be 1 or more.")
+        from desktop.terminal.tool_chat import TerminalTools
+
+        tools = TerminalTools(args.mcp)
+    try:
+        supervisor = start_engine(args)
+    except BaseException:
+        if tools is not None:
+            tools.close()
+        raise
     model = supervisor.client.status()["model"]["id"]
     system = [{"role": "system", "content": args.system}] if args.system else []
-    history: list[dict[str, str]] = []
+    history: list[dict[str, Any]] = []
     print(f"Chatting with {model}. /reset starts over, /exit or Ctrl+D quits, "
           "Ctrl+C stops a reply.", flush=True)
     try:
@@ -112,6 +124,17 @@ def chat(args: argparse.Namespace) -> int:
                 print("(conversation cleared)")
                 continue
             history.append({"role": "user", "content": text})
+            if tools is not None and tools.session:
+                from desktop.terminal.tool_chat import reply_with_tools
+
+                limit = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+                added = reply_with_tools(supervisor.client, system + history, tools, limit,
+                                         args.tool_rounds, args.tool_choice)
+                if added:
+                    history.extend(added)
+                else:
+                    history.pop()
+                continue
             reply = _reply(supervisor, system + history, args.max_tokens)
             if reply:
                 history.append({"role": "assistant", "content": reply})
@@ -119,6 +142,8 @@ def chat(args: argparse.Namespace) -> int:
                 history.pop()
     finally:
         supervisor.stop()
+        if tools is not None:
+            tools.close()
     return 0
 
 

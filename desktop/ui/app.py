@@ -21,12 +21,14 @@ from desktop.ui.adapters_controller import AdaptersController
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
+from desktop.ui.tool_servers import ToolServers
 from desktop.ui.views.adapters import AdaptersPanel
 from desktop.ui.views.compare import ComparePage
 from desktop.ui.views.main_window import MainWindow
 from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
 from desktop.ui.views.settings import SettingsPage, save_changes
+from desktop.ui.views.tools_page import ToolsPage
 from desktop.ui.workers import Workers
 
 
@@ -137,6 +139,7 @@ class DesktopApp(QObject):
         self.server_page.set_remote_options(self.settings.remote_url,
                                             self.settings.remote_api_key)
         self.window.add_page("Server", self.server_page)
+        self._add_tools()
         self.settings_page = SettingsPage(self.workers, self.settings)
         self.settings_page.themeChanged.connect(self._theme)
         app.styleHints().colorSchemeChanged.connect(self._system_scheme)
@@ -192,6 +195,21 @@ class DesktopApp(QObject):
         self.adapters.summaryChanged.connect(self._show_adapters)
         self.compare_page = ComparePage(self.engine, self.chat, self.adapters, self.workers)
         self.window.add_page("Compare", self.compare_page)
+
+    def _add_tools(self) -> None:
+        """MCP servers: the chat calls their tools, the Tools page configures them."""
+        self.tool_servers = ToolServers(self)
+        self.chat.tool_servers = self.tool_servers
+        self.chat.tool_rounds = self.settings.tool_rounds
+        self.tools_page = ToolsPage(self.tool_servers, self.settings.tool_rounds)
+        self.tools_page.toolRoundsChanged.connect(self._tool_rounds)
+        self.window.add_page("Tools", self.tools_page)
+        self.window.chat_page.manageToolsRequested.connect(
+            lambda: self.window.show_page("Tools"))
+
+    def _tool_rounds(self, rounds: int) -> None:
+        self.chat.tool_rounds = rounds
+        self._remember({"tool_rounds": rounds})
 
     def _show_adapters(self, summary: str) -> None:
         """The adapters the chat's replies come with: none while a server elsewhere answers."""
@@ -378,6 +396,7 @@ class DesktopApp(QObject):
         self.settings_page.flush()
         self.downloads.close()
         self.window.close()
+        self.tool_servers.close()  # before the workers: a tool call waiting in one ends now
         self.workers.close()
         self.engine.shutdown()
         self.store.close()

@@ -2,12 +2,18 @@
 
 A turn runs on a worker: it writes the user message, begins the reply row, streams the reply
 from the engine, saves it as it grows (ReplyWriter, about once a second) and finishes it. The
-GUI only reads the turn's text buffer on a timer (about 30 times a second) and gets signals for
+GUI only reads the turn's buffer on a timer (about 30 times a second) and gets signals for
 the start and the end, so nothing the engine or the database does can block the window.
+
+A chat that may use tools (MCP servers picked with the tools button) offers them to the model;
+when a round of the reply ends in tool calls, each call is saved at once, asked about (the
+worker waits for the user's answer from the window), run, and the reply goes on with the
+results, for at most ``tool_rounds`` rounds. Stop ends the whole loop.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +24,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.client.api import EngineError, StreamEnd, Thought
 from desktop.core.chats import ChatStore, Conversation, Message, ReplyWriter
+from desktop.core.tool_calls import Decision, ToolCall, ToolStep
+from desktop.tools.session import ToolSession
 from desktop.ui.engine import EngineController
 from desktop.ui.workers import Workers
 
@@ -39,13 +47,20 @@ class Turn:
     sampling: dict[str, Any] = field(default_factory=dict)
     adapter_preset: str | None = None  # the LoRA preset in use, remembered by the conversation
     thinking: bool = True  # whether a reasoning model may think before it answers
+    tools: list[str] = field(default_factory=list)  # the MCP servers whose tools it may call
+    tool_choice: str = "auto"  # for the first round; later rounds are "auto"
+    tool_rounds: int = 8
     cancelled: threading.Event = field(default_factory=threading.Event)
+    asking: str | None = None  # the call waiting for the user's say (its id)
+    decision: Decision | None = None
+    decided: threading.Event = field(default_factory=threading.Event)
+    steps_taken: list[ToolStep] = field(default_factory=list)  # last shown (GUI thread only)
     reply_id: int | None = None  # the reply's row, once the worker has begun it
     taken: str = ""  # all the text the GUI has taken so far (GUI thread only)
     thought_taken: str = ""  # all the thinking the GUI has taken so far (GUI thread only)
     thought_seconds: float | None = None  # set once the answer begins after the thinking
     thought_shown: bool = False  # whether the GUI has been told how long the thinking took
-    _pieces: list[str] = field(default_factory=list)
+    _pieces: list[str | list[ToolStep]] = field(default_factory=list)
     _thoughts: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,16 +68,37 @@ class Turn:
         with self._lock:
             self._pieces.append(piece)
 
+    def push_steps(self, steps: list[ToolStep]) -> None:
+        """The reply's tool calls changed; *steps* is the worker's list, copied here so the
+        GUI never reads what the worker goes on changing."""
+        snapshot = copy.deepcopy(steps)
+        with self._lock:
+            self._pieces.append(snapshot)
+
+    def take_events(self) -> list[str | list[ToolStep]]:
+        """What came since the last take, in order: text (joined where it runs on), and the
+        reply's tool calls each time they changed. A change of the calls starts a new round,
+        whose text is counted from there."""
+        with self._lock:
+            pieces, self._pieces = self._pieces, []
+        events: list[str | list[ToolStep]] = []
+        for piece in pieces:
+            if isinstance(piece, str) and events and isinstance(events[-1], str):
+                events[-1] += piece
+            else:
+                events.append(piece)
+        for event in events:
+            if isinstance(event, str):
+                self.taken += event
+            else:
+                if len(event) != len(self.steps_taken):
+                    self.taken = ""
+                self.steps_taken = event
+        return events
+
     def push_thought(self, piece: str) -> None:
         with self._lock:
             self._thoughts.append(piece)
-
-    def take(self) -> str:
-        with self._lock:
-            text = "".join(self._pieces)
-            self._pieces.clear()
-        self.taken += text
-        return text
 
     def take_thought(self) -> str:
         with self._lock:
@@ -74,6 +110,8 @@ class Turn:
 
 class _TurnSignals(QObject):
     ready = Signal(object, object)  # conversation, messages shown before the reply
+    note = Signal(str)  # a tool server that could not be used, in words
+    remember = Signal(str, str)  # server, tool: the user said "always" for it
     finished = Signal(object, object)  # final reply Message, dropped-message count
     failed = Signal(object, str)  # reply Message or None, message
 
@@ -87,6 +125,9 @@ class ChatController(QObject):
     replyText = Signal(str)  # new text for the streaming reply
     replyThinking = Signal(str)  # new thinking for the streaming reply
     replyThought = Signal(float)  # the thinking ended after this many seconds; the answer begins
+    replySteps = Signal(object)  # list[ToolStep]: the reply's tool calls, each time they change
+    toolsChanged = Signal(object)  # list[str]: the servers whose tools the open chat may use
+    toolNote = Signal(str)  # something about the tools the user should know (a server failed)
     replyFinished = Signal(object)  # Message
     replyFailed = Signal(str)
     contextTrimmed = Signal(int)
@@ -107,6 +148,12 @@ class ChatController(QObject):
         # worker before each reply so the engine has the adapter stack the panel shows.
         self.adapter_preset: str | None = None
         self.before_reply: Callable[[], None] | None = None
+        # Set by the app: the MCP servers (desktop.ui.tool_servers.ToolServers), how many rounds
+        # of calls one reply may make, and the tool choice of a reply's first round.
+        self.tool_servers: Any = None
+        self.tool_rounds = 8
+        self.tool_choice = "auto"
+        self.tools: list[str] = []  # the open chat's servers
         self._timer = QTimer(self)
         self._timer.setInterval(PAINT_INTERVAL_MS)
         self._timer.timeout.connect(self._paint)
@@ -114,6 +161,8 @@ class ChatController(QObject):
         self._signals.ready.connect(self._on_ready)
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
+        self._signals.note.connect(self.toolNote)
+        self._signals.remember.connect(self._remember_tool)
 
     @property
     def busy(self) -> bool:
@@ -126,6 +175,8 @@ class ChatController(QObject):
         A reply being written goes on meanwhile (one at a time: sending waits for it)."""
         self.conversation = None
         self.thinking = True
+        self.tools = []
+        self.toolsChanged.emit([])
         self.conversationOpened.emit(None, [])
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -140,6 +191,8 @@ class ChatController(QObject):
     def _opened(self, result: tuple[Conversation, list[Message]]) -> None:
         self.conversation = result[0]
         self.thinking = thinking_of(result[0])
+        self.tools = tools_of(result[0])
+        self.toolsChanged.emit(list(self.tools))
         self.conversationOpened.emit(*result)
 
     def set_thinking(self, enabled: bool) -> None:
@@ -152,6 +205,24 @@ class ChatController(QObject):
         settings = {**conversation.settings, "thinking": enabled}
         self.workers.submit(self.store.set_settings, conversation.id, settings,
                             on_done=self._conversation_updated, serial=True)
+
+    def set_tools(self, servers: list[str]) -> None:
+        """The MCP servers whose tools the open chat may use, kept with the conversation (a new
+        chat keeps them when its first message is sent)."""
+        self.tools = list(dict.fromkeys(servers))
+        self.toolsChanged.emit(list(self.tools))
+        if self.conversation is None:
+            return
+        settings = {**self.conversation.settings, "tools": list(self.tools)}
+        self.workers.submit(self.store.set_settings, self.conversation.id, settings,
+                            on_done=self._conversation_updated, serial=True)
+
+    def decide(self, call_id: str, decision: Decision) -> None:
+        """The user's say on the call the reply is waiting for."""
+        turn = self.turn
+        if turn is not None and turn.asking == call_id and not turn.decided.is_set():
+            turn.decision = decision
+            turn.decided.set()
 
     def rename(self, conversation_id: int, title: str) -> None:
         self.workers.submit(self.store.rename, conversation_id, title,
@@ -198,6 +269,7 @@ class ChatController(QObject):
     def stop(self) -> None:
         if self.turn is not None:
             self.turn.cancelled.set()
+            self.turn.decided.set()  # a call waiting for the user's say ends too
 
     def _cid(self) -> int | None:
         return self.conversation.id if self.conversation is not None else None
@@ -207,6 +279,11 @@ class ChatController(QObject):
         turn.sampling = {k: v for k, v in self.sampling.items() if k in SAMPLING_KEYS}
         turn.adapter_preset = self.adapter_preset
         turn.thinking = self.thinking
+        servers = self.tool_servers
+        turn.tools = [name for name in self.tools
+                      if servers is not None and name in servers.config.servers]
+        turn.tool_choice = self.tool_choice
+        turn.tool_rounds = self.tool_rounds
         self.turn = turn
         self.busyChanged.emit(True)
         self.workers.submit(self._run_turn, turn, self._signals)
@@ -218,9 +295,11 @@ class ChatController(QObject):
         writer: ReplyWriter | None = None
         try:
             if turn.conversation_id is None:
+                settings: dict[str, Any] = {} if turn.thinking else {"thinking": False}
+                if turn.tools:
+                    settings["tools"] = list(turn.tools)
                 conversation = store.create_conversation(
-                    system_prompt=turn.system_prompt, model_id=turn.model,
-                    settings={} if turn.thinking else {"thinking": False})
+                    system_prompt=turn.system_prompt, model_id=turn.model, settings=settings)
                 turn.conversation_id = conversation.id
             cid = turn.conversation_id
             if turn.kind == "send":
@@ -235,9 +314,9 @@ class ChatController(QObject):
             conversation = store.conversation(cid)
             if conversation.adapter_preset != turn.adapter_preset:
                 conversation = store.set_adapter_preset(cid, turn.adapter_preset)
-            history: list[dict[str, str]] = [
-                m.as_chat() for m in store.messages(cid)
-                if m.role != "system" and (m.content or m.role == "user")]
+            history: list[dict[str, Any]] = [
+                chat for m in store.messages(cid) if m.role != "system" and m.has_content
+                for chat in m.as_chat_messages()]
             reply = store.begin_reply(cid, turn.model, turn.sampling)
             turn.reply_id = reply.id
             signals.ready.emit(conversation, store.messages(cid))
@@ -247,18 +326,24 @@ class ChatController(QObject):
             before_reply = self.before_reply
             if before_reply is not None:
                 before_reply()
+            session = self._tool_session(turn)
             dropped, end, timings = 0, None, {}
             while True:
                 try:
-                    end, timings = self._stream(turn, writer, system + history[dropped:])
+                    end, timings = self._stream(turn, writer, system + history[dropped:],
+                                                self._tool_params(turn, session, 0))
                     break
                 except EngineError as exc:
-                    # The oldest turns leave the prompt (the system prompt stays) until it fits.
-                    if (exc.code == "context_length_exceeded" and not writer.text
-                            and len(history) - dropped > 1):
-                        dropped += 2 if len(history) - dropped > 2 else 1
+                    # The oldest turns leave the prompt (the system prompt stays) until it fits;
+                    # the prompt always starts at a question.
+                    later = [i for i in range(dropped + 1, len(history))
+                             if history[i]["role"] == "user"]
+                    if exc.code == "context_length_exceeded" and not writer.text and later:
+                        dropped = later[0]
                         continue
                     raise
+            if session is not None:
+                end = self._use_tools(turn, writer, session, system + history[dropped:], end)
             usage = end.usage if end is not None and end.usage else {}
             final = writer.finish(
                 "stopped" if turn.cancelled.is_set() else "complete",
@@ -275,13 +360,82 @@ class ChatController(QObject):
                     saved = None
             signals.failed.emit(saved, message)
 
-    def _stream(self, turn: Turn, writer: ReplyWriter,
-                messages: list[dict[str, str]]) -> tuple[StreamEnd | None, dict[str, float]]:
-        """Stream one reply into *writer*; return how it ended and its timings."""
+    def _tool_session(self, turn: Turn) -> ToolSession | None:
+        """The tools this turn may use (starting their servers, on this worker), or None."""
+        servers = self.tool_servers
+        if not turn.tools or servers is None:
+            return None
+        always: set[tuple[str, str]] = set()
+
+        def remember(server: str, tool: str) -> None:
+            always.add((server, tool))
+            self._signals.remember.emit(server, tool)
+
+        session = ToolSession(servers.manager, turn.tools,
+                              lambda s, t: (s, t) in always or servers.always_allowed(s, t),
+                              remember)
+        for problem in session.problems:
+            self._signals.note.emit(problem)
+        return session if session else None
+
+    @staticmethod
+    def _tool_params(turn: Turn, session: ToolSession | None, rounds: int) -> dict[str, Any]:
+        if session is None:
+            return {}
+        choice = turn.tool_choice if rounds == 0 else "auto"
+        if rounds >= turn.tool_rounds:
+            choice = "none"  # the calls allowed for one reply are used up: it must answer
+        return {"tools": session.openai_tools(), "tool_choice": choice}
+
+    def _use_tools(self, turn: Turn, writer: ReplyWriter, session: ToolSession,
+                   messages: list[dict[str, Any]], end: StreamEnd | None) -> StreamEnd | None:
+        """While a round ends in tool calls: save them, ask, run, and stream the next round."""
+        rounds = 0
+        while end is not None and end.tool_calls and not turn.cancelled.is_set():
+            calls = [session.make_call(raw) for raw in end.tool_calls]
+            if end.finish_reason == "length":
+                session.cut_short(calls)
+            step = writer.begin_calls(calls)
+            turn.push_steps(writer.steps)
+
+            def changed() -> None:
+                writer.save_calls()
+                turn.push_steps(writer.steps)
+
+            for call in calls:
+                session.run(call, lambda c: self._ask(turn, c), turn.cancelled, changed)
+            messages = [*messages, {"role": "assistant", "content": step.text,
+                                    "tool_calls": [c.as_openai() for c in calls]},
+                        *(c.result_message() for c in calls)]
+            rounds += 1
+            if turn.cancelled.is_set():
+                break
+            end, _ = self._stream(turn, writer, messages,
+                                  self._tool_params(turn, session, rounds))
+        return end
+
+    @staticmethod
+    def _ask(turn: Turn, call: ToolCall) -> Decision:
+        """Wait (on the worker) for the user's say on *call*; a stop counts as no."""
+        turn.decision = None
+        turn.decided.clear()
+        turn.asking = call.id
+        try:
+            while not turn.decided.wait(0.1):
+                if turn.cancelled.is_set():
+                    return Decision.DENY
+            return turn.decision or Decision.DENY
+        finally:
+            turn.asking = None
+
+    def _stream(self, turn: Turn, writer: ReplyWriter, messages: list[dict[str, Any]],
+                extra: dict[str, Any] | None = None) -> tuple[StreamEnd | None, dict[str, float]]:
+        """Stream one reply (or one round of it) into *writer*; return how it ended and its
+        timings."""
         client = self.engine.chat_client()
         started = time.perf_counter()
         first = last = thought_at = None
-        params = dict(turn.sampling)
+        params = {**turn.sampling, **(extra or {})}
         if not turn.thinking:
             params["enable_thinking"] = False
         stream = client.chat_stream(messages, model=turn.model, thoughts=True, **params)
@@ -319,6 +473,10 @@ class ChatController(QObject):
         return end, timings
 
     # -- GUI side --------------------------------------------------------------------------------
+    def _remember_tool(self, server: str, tool: str) -> None:
+        if self.tool_servers is not None:
+            self.tool_servers.set_always_allowed(server, tool, True)
+
     def _on_ready(self, conversation: Conversation, messages: list[Message]) -> None:
         self.conversation = conversation
         self.replyStarted.emit(conversation, messages)
@@ -334,9 +492,11 @@ class ChatController(QObject):
             if turn.thought_seconds is not None and not turn.thought_shown:
                 turn.thought_shown = True
                 self.replyThought.emit(turn.thought_seconds)
-            text = turn.take()
-            if text:
-                self.replyText.emit(text)
+            for event in turn.take_events():
+                if isinstance(event, str):
+                    self.replyText.emit(event)
+                else:
+                    self.replySteps.emit(event)
 
     def _end_turn(self) -> None:
         self._paint()
@@ -358,6 +518,12 @@ class ChatController(QObject):
             self.replyFinished.emit(message)
         self.replyFailed.emit(reason)
         self.conversationsChanged.emit()
+
+
+def tools_of(conversation: Conversation) -> list[str]:
+    """The MCP servers the conversation may use."""
+    tools = conversation.settings.get("tools")
+    return [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else []
 
 
 def thinking_of(conversation: Conversation) -> bool:

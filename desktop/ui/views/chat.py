@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
                                QVBoxLayout, QWidget)
 
 from desktop.core.chats import Conversation, Message
+from desktop.core.tool_calls import Decision, ToolStep
 from desktop.ui.chat_controller import ChatController, Turn
 from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.views.message import MessageWidget
@@ -37,6 +38,7 @@ class ChatPage(QWidget):
     """Shows one conversation and sends the user's messages through the ChatController."""
 
     modelChosen = Signal(str)
+    manageToolsRequested = Signal()  # the user asked for the Tools page
 
     def __init__(self, chat: ChatController, dark: bool = False,
                  parent: QWidget | None = None) -> None:
@@ -142,6 +144,17 @@ class ChatPage(QWidget):
         layout.addWidget(self.scroll, 1)
 
         bottom = QHBoxLayout()
+        # Which MCP servers' tools this chat may use (each call still asks first).
+        self.tools_button = QToolButton()
+        self.tools_button.setText("Tools")
+        self.tools_button.setAccessibleName("Tools this chat may use")
+        self.tools_button.setToolTip("Pick the MCP servers whose tools the model may call in "
+                                     "this chat; every call asks you first")
+        self.tools_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.tools_menu = QMenu(self.tools_button)
+        self.tools_menu.aboutToShow.connect(self._fill_tools_menu)
+        self.tools_button.setMenu(self.tools_menu)
+        bottom.addWidget(self.tools_button)
         self.composer = Composer()
         self.composer.setAccessibleName("Message")
         self.composer.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
@@ -166,6 +179,9 @@ class ChatPage(QWidget):
         chat.replyText.connect(self._reply_text)
         chat.replyThinking.connect(self._reply_thinking)
         chat.replyThought.connect(self._reply_thought)
+        chat.replySteps.connect(self._reply_steps)
+        chat.toolsChanged.connect(self._tools_changed)
+        chat.toolNote.connect(self._tool_note)
         chat.replyFinished.connect(self._reply_finished)
         chat.replyFailed.connect(self._reply_failed)
         chat.contextTrimmed.connect(self._context_trimmed)
@@ -204,6 +220,49 @@ class ChatPage(QWidget):
         """Show the thinking switch while the model in use is one that thinks."""
         self.thinking_button.setVisible(thinks)
 
+    # -- tools -----------------------------------------------------------------------------------
+    def _fill_tools_menu(self) -> None:
+        """The configured servers, each checkable; those switched off cannot be picked."""
+        self.tools_menu.clear()
+        servers = self.chat.tool_servers
+        configured = servers.config.servers if servers is not None else {}
+        for name, server in configured.items():
+            label = name if server.enabled else f"{name} (switched off)"
+            action = self.tools_menu.addAction(label)
+            action.setCheckable(True)
+            action.setChecked(name in self.chat.tools)
+            action.setEnabled(server.enabled)
+            action.toggled.connect(lambda on, n=name: self._pick_server(n, on))
+        if not configured:
+            self.tools_menu.addAction("No MCP servers yet").setEnabled(False)
+        self.tools_menu.addSeparator()
+        self.tools_menu.addAction("Manage servers…", self.manageToolsRequested)
+
+    def _pick_server(self, name: str, on: bool) -> None:
+        picked = [n for n in self.chat.tools if n != name] + ([name] if on else [])
+        self.chat.set_tools(picked)
+
+    def _tools_changed(self, names: list[str]) -> None:
+        self.tools_button.setText(f"Tools ({len(names)})" if names else "Tools")
+        self.tools_button.setAccessibleName(
+            f"Tools this chat may use: {', '.join(names)}" if names
+            else "Tools this chat may use")
+
+    def _tool_note(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.show()
+
+    def _reply_steps(self, steps: list[ToolStep]) -> None:
+        """The reply's tool calls changed. The text that came before belongs to the round
+        they end, which the steps hold whole; what follows is the next round's."""
+        if self.reply is not None:
+            if len(steps) != len(self.reply.steps):
+                self._held.clear()
+            self.reply.set_steps(steps)
+
+    def _decide(self, call_id: str, decision: str) -> None:
+        self.chat.decide(call_id, Decision(decision))
+
     # -- showing a conversation ------------------------------------------------------------------
     def show_conversation(self, conversation: Conversation | None,
                           messages: list[Message]) -> None:
@@ -232,6 +291,7 @@ class ChatPage(QWidget):
         self.reply = next((w for w in self.messages if w.message_id == turn.reply_id), None)
         self._clear_held()
         if self.reply is not None:
+            self.reply.set_steps(turn.steps_taken)
             self.reply.set_text(turn.taken)
             if turn.thought_taken:
                 self.reply.thinking.set_text(turn.thought_taken, turn.thought_seconds)
@@ -269,6 +329,7 @@ class ChatPage(QWidget):
         self.empty.hide()
         widget.editSubmitted.connect(self.chat.edit_and_resend)
         widget.regenerateRequested.connect(self.chat.regenerate)
+        widget.callDecided.connect(self._decide)
         self.list_layout.insertWidget(self.list_layout.count() - 1, widget)
         self.messages.append(widget)
         widget.set_actions_enabled(not self.chat.busy)
@@ -330,6 +391,7 @@ class ChatPage(QWidget):
 
     def _reply_finished(self, message: Message) -> None:
         if self.reply is not None and self.reply.message_id == message.id:
+            self.reply.set_steps(list(message.tool_steps))
             self.reply.set_text(message.content)
             section = self.reply.thinking
             if message.thinking and (section.thinking or not section.text):

@@ -8,9 +8,11 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEd
     QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.core.chats import Message
+from desktop.core.tool_calls import ToolStep
 from desktop.ui.views.labels import ElidedLabel, WrappedLabel
 from desktop.ui.views.markdown import MarkdownView
 from desktop.ui.views.thinking import ThinkingSection
+from desktop.ui.views.tool_call import ToolCallBlock
 
 
 class MessageWidget(QFrame):
@@ -18,6 +20,7 @@ class MessageWidget(QFrame):
 
     editSubmitted = Signal(int, str)
     regenerateRequested = Signal(int)
+    callDecided = Signal(str, str)  # a tool call's id, the user's decision
 
     def __init__(self, role: str, message_id: int | None = None, model: str | None = None,
                  dark: bool = False, parent: QWidget | None = None) -> None:
@@ -65,6 +68,15 @@ class MessageWidget(QFrame):
         layout.addWidget(self.reason)
         self.thinking = ThinkingSection(self)
         layout.addWidget(self.thinking)
+        # A reply that used tools: each round's text and its calls, before the last text.
+        self.steps_box = QWidget()
+        self.steps_layout = QVBoxLayout(self.steps_box)
+        self.steps_layout.setContentsMargins(0, 0, 0, 0)
+        self.steps_box.hide()
+        layout.addWidget(self.steps_box)
+        self.dark = dark
+        self.steps: list[ToolStep] = []
+        self.call_blocks: dict[str, ToolCallBlock] = {}
         self.body = MarkdownView(dark, self, bubble=role == "user")
         layout.addWidget(self.body)
         self.editor: QPlainTextEdit | None = None
@@ -75,11 +87,43 @@ class MessageWidget(QFrame):
     @classmethod
     def from_message(cls, message: Message, dark: bool = False) -> "MessageWidget":
         widget = cls(message.role, message.id, message.model_id, dark)
+        widget.set_steps(list(message.tool_steps))  # before the text: a new round clears it
         widget.set_text(message.content)
         if message.thinking:
             widget.thinking.set_text(message.thinking, message.thought_seconds)
         widget.set_state(message.state, message.error)
         return widget
+
+    def set_steps(self, steps: list[ToolStep]) -> None:
+        """Show the reply's rounds of tool calls; a new round ends the text shown below them
+        (it is the new round's step text now), so the body starts again empty."""
+        shape = [[c.id for c in s.calls] for s in steps]
+        if shape == [[c.id for c in s.calls] for s in self.steps]:
+            for step in steps:
+                for call in step.calls:
+                    self.call_blocks[call.id].update_call(call)
+            self.steps = steps
+            return
+        new_round = len(steps) != len(self.steps)
+        while self.steps_layout.count():
+            item = self.steps_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.call_blocks.clear()
+        for step in steps:
+            if step.text.strip():
+                view = MarkdownView(self.dark, self.steps_box)
+                view.set_markdown(step.text)
+                self.steps_layout.addWidget(view)
+            for call in step.calls:
+                block = ToolCallBlock(call, self.steps_box)
+                block.decided.connect(self.callDecided)
+                self.call_blocks[call.id] = block
+                self.steps_layout.addWidget(block)
+        self.steps = steps
+        self.steps_box.setVisible(bool(steps))
+        if new_round:
+            self.set_text("")
 
     def set_text(self, text: str) -> None:
         self.text = text
@@ -105,7 +149,10 @@ class MessageWidget(QFrame):
         self.reason.setVisible(bool(self.reason.text()))
 
     def set_dark(self, dark: bool) -> None:
+        self.dark = dark
         self.body.set_dark(dark)
+        for view in self.steps_box.findChildren(MarkdownView):
+            view.set_dark(dark)
 
     def set_actions_enabled(self, enabled: bool) -> None:
         self.action_button.setEnabled(enabled)
