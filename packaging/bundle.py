@@ -36,6 +36,10 @@ EXCLUDES = [
     "llama_cpp.server", "llama_cpp.llava_cpp", "llama_cpp.mtmd_cpp",
     # Qt modules the PySide6 hooks add although the app does not use them.
     "PySide6.QtNetwork",
+    # The MCP SDK's OAuth support (PyJWT and cryptography, 20 MB), which NoMoat's MCP client
+    # never imports: servers are reached over stdio, or over HTTP with the headers mcp.json
+    # gives.
+    "jwt", "cryptography",
 ]
 
 # Qt plugins the app needs, by plugin folder; folders not listed are left out. None keeps the

@@ -42,6 +42,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bundle
+from smoke_tools import ToolsCheckFailed, check_tools
 
 STARTER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_ID = "smollm2-135m-instruct"
@@ -393,6 +394,17 @@ class Checker:
         self.say(f"{exe}: serve answered the openai client with {reply!r}"
                  + (f" (CPU backend {backend})" if backend else ""))
 
+    def tools_check(self, exe: Path) -> None:
+        """The terminal chat calls an MCP server's tool, asking first (see smoke_tools)."""
+        sandbox = self.sandbox("tools")
+        model = self.model_for(sandbox, exe)
+        try:
+            shown = check_tools(exe, sandbox.base, sandbox.data, sandbox.env, model,
+                                START_TIMEOUT)
+        except ToolsCheckFailed as exc:
+            raise SmokeFailure(str(exc)) from None
+        self.say(f"{exe}: the terminal chat called an MCP server's tool: {shown}")
+
     def _check_engines(self, pids: list[int], exe: Path, what: str) -> None:
         """The engine is the frozen program itself, started with --engine."""
         cmdlines = []
@@ -555,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             checker.size_check()
             checker.version_check(layout.cli)
             checker.serve_check(layout.cli)
+            checker.tools_check(layout.cli)
             checker.window_check(layout.gui)
             if args.onefile:
                 portable = args.dist / bundle.portable_name(version)

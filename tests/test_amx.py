@@ -34,3 +34,21 @@ def test_extra_buffers_are_off_only_where_amx_is_reported(
         monkeypatch.setenv("NOMOAT_AMX", asked)
     assert amx.use_extra_buffers() is extra
     assert bool(amx.model_params().use_extra_bufts) is extra
+
+
+def test_every_way_of_loading_gets_the_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llama_cpp
+    import llama_cpp.llama_cpp as bindings
+
+    # llama-cpp-python's Llama reads its defaults from the bindings module, the engine's own
+    # loading from the package: both must give the parameters without the extra buffers.
+    monkeypatch.setattr(llama_cpp, "llama_model_default_params",
+                        llama_cpp.llama_model_default_params)
+    monkeypatch.setattr(bindings, "llama_model_default_params",
+                        bindings.llama_model_default_params)
+    monkeypatch.setattr(amx, "reports_amx", lambda: True)
+    monkeypatch.delenv("NOMOAT_AMX", raising=False)
+    amx.keep_out.cache_clear()
+    amx.keep_out()
+    assert not llama_cpp.llama_model_default_params().use_extra_bufts
+    assert not bindings.llama_model_default_params().use_extra_bufts

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from desktop.core.files import write_atomic
 from desktop.core.memory import MAX_PARALLEL
 from desktop.core.paths import get_paths
 
@@ -343,15 +343,5 @@ def _set_aside(path: Path, reason: str) -> Settings:
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write *settings* atomically; the file is readable by the user only (it may hold keys)."""
     path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(settings.to_dict(), indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, private=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp.llama_cpp as bindings
 
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -48,11 +49,12 @@ def model_params() -> Any:
     return params
 
 
-_default_params = llama_cpp.llama_model_default_params
+_default_params = bindings.llama_model_default_params
 
 
 @functools.cache
 def keep_out() -> None:
     """Make every model this process loads (llama-cpp-python's own ``Llama`` too, which has no
-    option for it) use :func:`model_params`."""
+    option for it and reads the defaults from its bindings module) use :func:`model_params`."""
     llama_cpp.llama_model_default_params = model_params
+    bindings.llama_model_default_params = model_params

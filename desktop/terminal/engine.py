@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from desktop.client.api import EngineError, StreamEnd
+from desktop.client.api import EngineClient, EngineError, StreamEnd
 from desktop.client.process import EngineEvent, EngineSupervisor
 from desktop.terminal import CommandError
 
@@ -149,12 +149,23 @@ def chat(args: argparse.Namespace) -> int:
 
 def _reply(supervisor: EngineSupervisor, messages: list[dict[str, str]],
            max_tokens: int | None) -> str:
-    pieces: list[str] = []
     limit = {"max_tokens": max_tokens} if max_tokens else {}
-    stream = supervisor.client.chat_stream(messages, **limit)
+    text, _ = print_reply(supervisor.client, messages, limit)
+    print(flush=True)
+    return text
+
+
+def print_reply(client: EngineClient, messages: list[dict[str, Any]],
+                params: dict[str, Any]) -> tuple[str, StreamEnd | None]:
+    """Stream a reply to the terminal as it comes; return its text and how it ended. Ctrl+C
+    stops it (the text so far is kept)."""
+    pieces: list[str] = []
+    end: StreamEnd | None = None
+    stream = client.chat_stream(messages, **params)
     try:
         for piece in stream:
             if isinstance(piece, StreamEnd):
+                end = piece
                 continue
             pieces.append(piece)
             print(piece, end="", flush=True)
@@ -164,5 +175,4 @@ def _reply(supervisor: EngineSupervisor, messages: list[dict[str, str]],
         print(f"\nnomoat: {exc}", file=sys.stderr, flush=True)
     finally:
         stream.close()
-    print(flush=True)
-    return "".join(pieces)
+    return "".join(pieces), end

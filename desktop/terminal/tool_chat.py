@@ -8,9 +8,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from desktop.client.api import EngineClient, EngineError, StreamEnd
+from desktop.client.api import EngineClient
 from desktop.core.tool_calls import CallState, Decision, ToolCall
 from desktop.terminal import CommandError
+from desktop.terminal.engine import print_reply
 from desktop.tools.config import McpConfigError, load_config, save_config, with_allowed
 from desktop.tools.servers import McpServers
 from desktop.tools.session import ToolSession
@@ -88,7 +89,9 @@ def reply_with_tools(client: EngineClient, messages: list[dict[str, Any]], tools
         choice = first_choice if round_ == 0 else "auto"
         request = {**params, "tools": session.openai_tools(),
                    "tool_choice": "none" if round_ >= rounds else choice}
-        text, end = _stream(client, messages + added, request)
+        text, end = print_reply(client, messages + added, request)
+        if text:
+            print(flush=True)
         if end is None or not end.tool_calls:
             if text:
                 added.append({"role": "assistant", "content": text})
@@ -118,26 +121,3 @@ def _show(call: ToolCall) -> None:
     result = call.result if len(call.result) <= 300 else call.result[:300] + "…"
     print(f"[{call.tool}: {_ENDED.get(call.state, call.state.value)}]"
           + (f" {result}" if result else ""), flush=True)
-
-
-def _stream(client: EngineClient, messages: list[dict[str, Any]],
-            params: dict[str, Any]) -> tuple[str, StreamEnd | None]:
-    pieces: list[str] = []
-    end: StreamEnd | None = None
-    stream = client.chat_stream(messages, **params)
-    try:
-        for piece in stream:
-            if isinstance(piece, StreamEnd):
-                end = piece
-                continue
-            pieces.append(piece)
-            print(piece, end="", flush=True)
-    except KeyboardInterrupt:
-        print(" [stopped]", end="")
-    except EngineError as exc:
-        print(f"\nnomoat: {exc}", file=sys.stderr, flush=True)
-    finally:
-        stream.close()
-    if pieces:
-        print(flush=True)
-    return "".join(pieces), end

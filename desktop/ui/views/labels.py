@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QToolButton, QWidget
 
 
 class ElidedLabel(QLabel):
@@ -64,3 +64,15 @@ class WrappedLabel(QLabel):
             return
         self.setMinimumHeight(0)  # QLabel never answers a height below its minimum
         self.setFixedHeight(self.heightForWidth(max(self.width(), 1)))
+
+
+def fold_button(name: str) -> QToolButton:
+    """The header of a section that folds (a reply's thinking, a tool call): flat, checkable,
+    as wide as its text."""
+    button = QToolButton()
+    button.setObjectName(name)
+    button.setCheckable(True)
+    button.setAutoRaise(True)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+    return button

@@ -4,9 +4,9 @@ begins, opened again with a click."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from desktop.ui.views.labels import WrappedLabel
+from desktop.ui.views.labels import WrappedLabel, fold_button
 
 THINKING = "Thinking…"
 
@@ -24,12 +24,7 @@ class ThinkingSection(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 4)
         layout.setSpacing(2)
-        self.header = QToolButton()
-        self.header.setObjectName("thinkingHeader")
-        self.header.setCheckable(True)
-        self.header.setAutoRaise(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        self.header = fold_button("thinkingHeader")
         self.header.toggled.connect(self.set_open)
         layout.addWidget(self.header)
         self.body = WrappedLabel()

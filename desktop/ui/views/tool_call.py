@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QSizePolicy, QToolButton, \
-    QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from desktop.core.chat_export import call_label
 from desktop.core.tool_calls import CallState, Decision, ToolCall
-from desktop.ui.views.labels import WrappedLabel
+from desktop.ui.views.labels import WrappedLabel, fold_button
 
 MAX_SHOWN = 4000  # characters of arguments or result shown in the block (the chat keeps all)
 
@@ -44,12 +43,7 @@ class ToolCallBlock(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
         layout.setSpacing(4)
-        self.header = QToolButton()
-        self.header.setObjectName("toolCallHeader")
-        self.header.setCheckable(True)
-        self.header.setAutoRaise(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        self.header = fold_button("toolCallHeader")
         self.header.toggled.connect(self.set_open)
         layout.addWidget(self.header)
         self.details = QWidget()
