@@ -35,7 +35,8 @@ class ToolSession:
         self.remember = remember
         tools, self.problems = servers.tools(list(names), timeout)
         self.offered: dict[str, OfferedTool] = offer(
-            {server: [tuple(tool) for tool in listed] for server, listed in tools.items()})
+            {server: [(t.name, t.description, t.input_schema) for t in listed]
+             for server, listed in tools.items()})
 
     def __bool__(self) -> bool:
         return bool(self.offered)
