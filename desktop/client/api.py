@@ -131,6 +131,31 @@ class EngineClient:
     def models(self) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/models")["data"]
 
+    def embeddings(self, texts: list[str], model: str | None = None
+                   ) -> tuple[list[list[float]], int]:
+        """One unit-length vector per text, in order, and the tokens read (usage).
+
+        *model* names an installed embedding model (by library id), which the engine loads
+        beside the chat model; without it the chat model's own weights embed. A text longer
+        than the embedding model's context is truncated to it.
+        """
+        payload: dict[str, Any] = {"input": list(texts)}
+        if model:
+            payload["model"] = model
+        doc = self._call("POST", "/v1/embeddings", payload)
+        try:
+            rows = sorted(doc["data"], key=lambda row: row["index"])
+            vectors = [[float(x) for x in row["embedding"]] for row in rows]
+            usage = doc.get("usage") or {}
+            tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineError(f"The {self.name} at {self.base_url} answered embeddings in a "
+                              "shape this app does not read.") from exc
+        if len(vectors) != len(texts):
+            raise EngineError(f"The {self.name} at {self.base_url} sent {len(vectors)} "
+                              f"embeddings for {len(texts)} texts.")
+        return vectors, tokens
+
     def chat_stream(self, messages: list[dict[str, Any]], model: str | None = None, *,
                     thoughts: bool = False, **params: Any) -> Iterator[str | Thought | StreamEnd]:
         """Yield the reply's text pieces as they come, then one :class:`StreamEnd`. With

@@ -28,6 +28,7 @@ CACHE_FILE = "catalog.json"
 CACHE_META_FILE = "catalog-source.json"
 SAMPLING_KEYS = {"temperature": float, "top_p": float, "top_k": int, "min_p": float,
                  "repeat_penalty": float}
+KINDS = ("chat", "embedding")  # what a model is for: chatting, or making embeddings
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -60,6 +61,7 @@ class CatalogEntry:
     chat_template: str | None
     min_app_version: str
     bundled: bool = False
+    kind: str = "chat"  # one of KINDS
 
     @property
     def filename(self) -> str:
@@ -189,6 +191,10 @@ def parse_entry(raw: Any, app_version: str | None = None) -> CatalogEntry:
     if not isinstance(bundled, bool):
         raise TypeError("'bundled' must be true or false")
 
+    kind = raw.get("kind", "chat")
+    if kind not in KINDS:
+        raise ValueError(f"'kind' must be one of {', '.join(repr(k) for k in KINDS)}")
+
     return CatalogEntry(
         id=model_id, name=text("name"), repo_id=repo_id, files=files,
         size_bytes=integer("size_bytes"), sha256=sha256, parameters=text("parameters"),
@@ -196,7 +202,7 @@ def parse_entry(raw: Any, app_version: str | None = None) -> CatalogEntry:
         quantization=text("quantization"), context_length=integer("context_length"),
         license=text("license"), description=text("description"), tags=tuple(tags),
         recommended_sampling=sampling, chat_template=template, min_app_version=min_version,
-        bundled=bundled)
+        bundled=bundled, kind=kind)
 
 
 def parse_catalog(data: Any, source: str, location: str,

@@ -32,6 +32,20 @@ _STRING, _ARRAY = 8, 9
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
+# What a model is for (GGUFInfo.kind).
+CHAT = "chat"
+EMBEDDING = "embedding"
+# Architectures that only make embeddings: encoders, which keep no cache (BERT and its kin;
+# XLM-RoBERTa models are written as "bert"), and a decoder made into an embedding model.
+ENCODER_ARCHITECTURES = frozenset({
+    "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert",
+    "neo-bert", "eurobert", "gemma-embedding",
+})
+EMBEDDING_ARCHITECTURES = ENCODER_ARCHITECTURES | {"llama-embed"}
+# llama.cpp's pooling types ({arch}.pooling_type); NONE means the model keeps one vector per
+# token, as a chat model does.
+POOLING_NONE, POOLING_MEAN, POOLING_CLS, POOLING_LAST, POOLING_RANK = range(5)
+
 
 class GGUFError(ValueError):
     """The file is not a usable GGUF file; the message says why in plain words."""
@@ -64,6 +78,17 @@ class GGUFInfo:
     # Key/value heads of each layer when the file gives them per layer (0 = no attention).
     head_count_kv_per_layer: tuple[int, ...] | None = field(repr=False, default=None)
     split_count: int | None = None  # set when the file is one shard of a split model
+    pooling_type: int | None = None  # how the file says to pool its vectors, if it says
+
+    @property
+    def kind(self) -> str:
+        """``"embedding"`` for a model that makes embeddings (an encoder architecture, or a
+        pooling type set in the file), else ``"chat"``."""
+        if self.architecture in EMBEDDING_ARCHITECTURES:
+            return EMBEDDING
+        if self.pooling_type is not None and self.pooling_type != POOLING_NONE:
+            return EMBEDDING
+        return CHAT
 
     @property
     def parameters_label(self) -> str:
@@ -294,6 +319,7 @@ def _describe(path: Path, size: int, meta: dict[str, Any], lengths: dict[str, in
     template = meta.get("tokenizer.chat_template")
     template = template if isinstance(template, str) and template else None
     splits = meta.get("split.count")
+    pooling = meta.get(f"{arch}.pooling_type")
 
     def text(key: str) -> str | None:
         value = meta.get(key)
@@ -322,4 +348,6 @@ def _describe(path: Path, size: int, meta: dict[str, Any], lengths: dict[str, in
         vocab_size=lengths.get("tokenizer.ggml.tokens"),
         head_count_kv_per_layer=kv_layers,
         split_count=splits if isinstance(splits, int) and splits > 1 else None,
+        pooling_type=pooling if isinstance(pooling, int) and not isinstance(pooling, bool)
+        else None,
     )

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog
-from desktop.core.gguf_info import GGUFError, GGUFInfo, check_shard, read_gguf
+from desktop.core.gguf_info import CHAT, EMBEDDING, GGUFError, GGUFInfo, check_shard, read_gguf
 from desktop.core.memory import (MemoryEstimate, MemoryFit, check_fit, choose_parallel,
-                                 default_context, estimate_model_memory)
+                                 default_context, estimate_embedding_memory,
+                                 estimate_model_memory)
 from desktop.core.paths import get_paths
 from desktop.core.settings import Settings, load_settings
 
@@ -88,6 +89,13 @@ class InstalledModel:
     @property
     def context_length(self) -> int | None:
         return self.info.context_length if self.info else None
+
+    @property
+    def kind(self) -> str:
+        """``"chat"`` or ``"embedding"`` (from the header; the catalog's word without one)."""
+        if self.info is not None:
+            return self.info.kind
+        return self.catalog.kind if self.catalog is not None else CHAT
 
     @property
     def has_chat_template(self) -> bool:
@@ -436,19 +444,30 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[str, Path]:
 
 
 def memory_fit(model: InstalledModel, n_ctx: int | None = None,
-               available: int | None = None, parallel: int | None = None
-               ) -> MemoryFit | None:
+               available: int | None = None, parallel: int | None = None, *,
+               embedding: InstalledModel | None = None) -> MemoryFit | None:
     """Whether *model* fits in memory at *n_ctx* (the engine's default context when None) for
-    each of *parallel* slots (as many as the engine would choose when None); None for a
-    broken model."""
+    each of *parallel* slots (as many as the engine would choose when None), with the
+    *embedding* model loaded beside it if one is given; None for a broken model.
+
+    An embedding model is estimated as the engine runs it: in a context of its own, beside
+    the chat model (*n_ctx* and *parallel* do not apply to it).
+    """
     if model.info is None or model.problem is not None:
         return None
     info = model.info
+    if model.kind == EMBEDDING:
+        return check_fit(estimate_embedding_memory(info, weights_bytes=model.size_bytes),
+                         available)
     n_ctx = n_ctx or default_context(info)
+    beside = None
+    if embedding is not None and embedding.info is not None and embedding.problem is None:
+        beside = estimate_embedding_memory(embedding.info, weights_bytes=embedding.size_bytes)
 
     def estimate_for(slots: int) -> MemoryEstimate:
-        return estimate_model_memory(info, n_ctx, parallel=slots,
-                                     weights_bytes=model.size_bytes)
+        estimate = estimate_model_memory(info, n_ctx, parallel=slots,
+                                         weights_bytes=model.size_bytes)
+        return estimate if beside is None else estimate.with_embedding(beside)
 
     estimate = estimate_for(choose_parallel(estimate_for, parallel, available))
     return check_fit(estimate, available)

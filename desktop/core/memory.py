@@ -8,9 +8,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from desktop.core.gguf_info import GGUFInfo
+from desktop.core.gguf_info import ENCODER_ARCHITECTURES, GGUFInfo
 
 MiB = 1024 * 1024
 _FIRST_SHARD = re.compile(r"^(?P<prefix>.+)-00001-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
@@ -82,6 +82,7 @@ def process_rss(pid: int | None = None) -> int | None:
 # estimate", and tests/test_memory.py, which measures it again.
 ENGINE_RUNTIME = 68 * MiB  # the engine process with nothing loaded (Python, FastAPI, llama.cpp)
 MODEL_BASE = 16 * MiB  # per loaded model: llama.cpp context, sampler, graph, small buffers
+EMBEDDING_BASE = 8 * MiB  # the same for an embedding model, which has no sampler or slots
 BYTES_PER_VOCAB_TOKEN = 217  # llama.cpp's in-memory vocabulary and tokenizer tables
 DEFAULT_VOCAB = 150_000  # assumed when the vocabulary size is not known
 N_UBATCH = 512  # the engine's batch size; sets the size of the attention scratch space
@@ -92,6 +93,11 @@ ROUGH_KV_BASE = 16 * 1024
 ROUGH_KV_PER_BILLION = 48 * 1024
 
 DEFAULT_CONTEXT = 4096  # the engine's context length when none is chosen
+# The longest text an embedding model reads at once (its own trained context when shorter);
+# longer ones are cut. llama.cpp keeps an output row of the whole vocabulary for every token
+# of a batch, so a longer context would cost ~120 KB a token for a BERT vocabulary and ~1 MB
+# for a multilingual one.
+EMBEDDING_CONTEXT = 512
 DEFAULT_PARALLEL = 4  # replies written at once when their caches fit; each slot its own context
 MAX_PARALLEL = 64
 
@@ -121,16 +127,22 @@ class MemoryEstimate:
     compute_peak: int = 0
     rough: bool = False
     parallel: int = 1  # slots the context cache is for, each with the full context
+    embedding: int = 0  # an embedding model loaded beside this one (its weights and context)
 
     @property
     def total(self) -> int:
-        """Expected resident memory of the engine with this model loaded."""
-        return self.weights + self.kv_cache + self.overhead
+        """Expected resident memory of the engine with this model (and the embedding model
+        beside it, if any) loaded."""
+        return self.weights + self.kv_cache + self.overhead + self.embedding
 
     @property
     def model_bytes(self) -> int:
         """What loading this model adds to a running engine (what unloading gives back)."""
-        return self.total - self.runtime
+        return self.total - self.runtime - self.embedding
+
+    def with_embedding(self, embedding: MemoryEstimate) -> MemoryEstimate:
+        """This estimate with the embedding model of *embedding* loaded beside the model."""
+        return replace(self, embedding=self.embedding + embedding.model_bytes)
 
 
 def default_context(info: GGUFInfo) -> int:
@@ -176,6 +188,34 @@ def estimate_model_memory(info: GGUFInfo, n_ctx: int, *, parallel: int = 1,
                           parallel=parallel)
 
 
+def embedding_context(info: GGUFInfo) -> int:
+    """The context the engine gives the embedding model *info*: the longest text it reads."""
+    return min(EMBEDDING_CONTEXT, info.context_length or EMBEDDING_CONTEXT)
+
+
+def estimate_embedding_memory(info: GGUFInfo, *, weights_bytes: int | None = None
+                              ) -> MemoryEstimate:
+    """Estimate the engine's resident memory with the embedding model *info* loaded in a
+    context of its own (``model_bytes`` is what it adds beside the chat model).
+
+    Its context reads a batch of up to :func:`embedding_context` tokens at once: llama.cpp
+    keeps an output row (the vocabulary and the vector) for each of them, and the activations
+    of one batch. Encoders keep no cache; a decoder made into an embedding model keeps one for
+    the batch.
+    """
+    weights = _weights_on_disk(info) if weights_bytes is None else weights_bytes
+    n_ctx = embedding_context(info)
+    vocab = info.vocab_size if info.vocab_size is not None else DEFAULT_VOCAB
+    width = info.embedding_length or 0
+    outputs = n_ctx * (vocab + width) * 4
+    activations = n_ctx * width * 4 * 8
+    overhead = (ENGINE_RUNTIME + EMBEDDING_BASE + vocab * BYTES_PER_VOCAB_TOKEN + outputs
+                + activations)
+    cache = 0 if info.architecture in ENCODER_ARCHITECTURES else kv_cache_bytes(info, n_ctx)
+    return MemoryEstimate(weights=weights, kv_cache=cache, overhead=overhead,
+                          runtime=ENGINE_RUNTIME)
+
+
 def _weights_on_disk(info: GGUFInfo) -> int:
     """The file size, plus the other shards' sizes when *info* is the first of a split model."""
     match = _FIRST_SHARD.match(info.path.name)
@@ -218,9 +258,10 @@ class MemoryFit:
         est = self.estimate
         about = "roughly" if est.rough else "about"
         slots = f" for {est.parallel} parallel replies" if est.parallel > 1 else ""
+        beside = f", {_gb(est.embedding)} embedding model" if est.embedding else ""
         need = (f"Needs {about} {_gb(est.total)} ({_gb(est.weights)} weights, "
                 f"{_gb(est.kv_cache)} context cache{slots}, {_gb(est.overhead)} engine and "
-                "buffers)")
+                f"buffers{beside})")
         if self.available is None:
             return need + "; the free memory of this computer is not known."
         free = f"{_gb(self.available)} is free now"

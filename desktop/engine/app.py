@@ -17,7 +17,7 @@ from desktop.core.listening import ListenError, receive
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
 from desktop.engine.generation import Generation
-from desktop.engine.jobs import Job
+from desktop.engine.jobs import Job, Steps
 from desktop.engine.responses import ResponseStore
 from desktop.engine.responses import add_routes as add_responses_routes
 from desktop.engine.runner import LoadSettings, native_abort
@@ -108,7 +108,10 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
         body = parse(EmbeddingRequest, await request.body())
         texts = body.texts()
 
-        def work(job: Job) -> tuple[str, list[list[float]], int]:
+        def work(job: Job) -> tuple[str, list[list[float]], int] | Steps:
+            embedder = engine.embedding_model(body.model)
+            if embedder is not None:  # its own context: a batch at a time between chat steps
+                return Steps(embedder.embed_steps(texts))
             model = engine.use(body.model)
             vectors, count = engine.runner.embed(texts)
             return model.id, vectors, count

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,16 @@ from desktop.engine.steering import Steer
 
 class NeedsIdle(Exception):
     """Raised while preparing a request that can only start once every slot is idle."""
+
+
+class Steps:
+    """Work that the model thread does a piece at a time, between decode steps, so replies
+    keep streaming while it runs (embedding many texts). A job's work returns it; each
+    ``next()`` of *pieces* does one piece, and what the generator returns is the job's result.
+    """
+
+    def __init__(self, pieces: Generator[None, None, Any]) -> None:
+        self.pieces = pieces
 
 
 @dataclass

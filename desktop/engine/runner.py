@@ -20,7 +20,7 @@ import llama_cpp
 from llama_cpp import _internals as internals
 
 from desktop.core.cpu import default_threads
-from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
+from desktop.core.gguf_info import EMBEDDING, GGUFError, GGUFInfo, read_gguf
 from desktop.core.memory import (
     MemoryEstimate,
     available_memory,
@@ -30,6 +30,7 @@ from desktop.core.memory import (
 )
 from desktop.engine import amx
 from desktop.engine.adapters import AdapterSet
+from desktop.engine.embedder import Embedders
 from desktop.engine.errors import APIError, ContextLengthExceeded, LoadError
 from desktop.engine.jobs import GenerationResult, Job, Prepared
 from desktop.engine.scheduler import Scheduler
@@ -130,6 +131,7 @@ class ModelRunner:
     def __init__(self) -> None:
         self.model: LoadedModel | None = None
         self.adapters = AdapterSet(_log_reason, _LOG_LINES.clear)
+        self.embedders = Embedders(_log_reason, _LOG_LINES.clear)  # beside the chat model
         self.scheduler = Scheduler(self)
 
     # -- queue (any thread) ------------------------------------------------------------------
@@ -167,6 +169,8 @@ class ModelRunner:
         if info.file_type != "model":
             raise LoadError(f"{path.name} is a {info.file_type} file (a LoRA adapter?), "
                             "not a model. Load a model, then add the adapter to it.")
+        if info.kind == EMBEDDING:
+            raise not_a_chat_model(model_id)
         n_ctx = settings.n_ctx or default_context(info)
         if n_ctx < 16:
             raise LoadError(f"A context length of {n_ctx} tokens is too short.")
@@ -329,6 +333,13 @@ class ModelRunner:
         vectors, total = model.embedder.embed(list(texts), normalize=True, truncate=True,
                                               return_count=True)
         return [list(v) for v in vectors], int(total)
+
+
+def not_a_chat_model(model_id: str) -> LoadError:
+    """The error for a chat (or a load for chatting) that names an embedding model."""
+    return LoadError(f"{model_id} is an embedding model; it cannot chat. It makes embeddings "
+                     "(POST /v1/embeddings with this model); choose a chat model to chat.",
+                     code="not_a_chat_model")
 
 
 def native_abort(message: str) -> None:

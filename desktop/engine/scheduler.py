@@ -9,8 +9,10 @@ slots; a finished one leaves.
 
 Work that must have the model to itself (loading, unloading, adapters) queues with the
 requests, first come first served, and runs once the slots it waits for are idle. Embeddings
-use a context of their own and run between steps. Cancelling sets a flag that each step reads,
-so a stopped request frees its slot within one step.
+use a context of their own and run between steps: an embedding model's work goes a batch at a
+time (``Steps``), one batch between two decode steps, so replies keep streaming while a long
+list of texts is embedded. Cancelling sets a flag that each step reads, so a stopped request
+frees its slot within one step.
 
 The adapter stack is one per context, so only requests with the same stack decode together:
 a request with another stack waits at the head of the queue (and everything behind it waits
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp
 
 from desktop.engine.errors import APIError
-from desktop.engine.jobs import GenerationResult, Job, NeedsIdle, Prepared
+from desktop.engine.jobs import GenerationResult, Job, NeedsIdle, Prepared, Steps
 from desktop.engine.sampling import GrammarStuck, SamplerChain
 from desktop.engine.steering import Steering
 from desktop.engine.textstream import TextStream
@@ -102,6 +104,7 @@ class Scheduler:
         self.runner = runner
         self._inbox: queue.Queue[Job | None] = queue.Queue()
         self._waiting: deque[Job] = deque()
+        self._pieces: deque[tuple[Job, Steps]] = deque()  # work done a piece at a time
         self._lock = threading.Lock()
         self._queued = 0  # jobs submitted and not yet started (read by status)
         self.slots: list[Slot] = []
@@ -162,10 +165,10 @@ class Scheduler:
     # -- model thread: the loop --------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopping:
-            active = [s for s in self.slots if s.busy]
+            working = self._pieces or any(s.busy for s in self.slots)
             try:
-                block = not active and not self._waiting
-                timeout = None if block else (IDLE_WAIT_S if not active else 0)
+                block = not working and not self._waiting
+                timeout = None if block else (IDLE_WAIT_S if not working else 0)
                 self._take(self._inbox.get(timeout=timeout) if timeout != 0 else
                            self._inbox.get_nowait())
             except queue.Empty:
@@ -179,10 +182,15 @@ class Scheduler:
                 break
             try:
                 self._admit()
+                if self._pieces:
+                    self._next_piece()
                 if any(s.busy for s in self.slots):
                     self._step()
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any request
                 self._fail_all(exc)
+        for _, steps in self._pieces:
+            steps.pieces.close()
+        self._pieces.clear()
         self.reset_slots(None)
 
     def _fail_all(self, exc: Exception) -> None:
@@ -254,7 +262,31 @@ class Scheduler:
                                        code="engine_error"))
         else:
             self._dequeue(job)
+            if isinstance(result, Steps):
+                self._pieces.append((job, result))  # its pieces run between decode steps
+                return
             job.emit("result", result)
+        job.emit("end")
+
+    def _next_piece(self) -> None:
+        """Do one piece of the work at the front, then let the next work have its turn."""
+        job, steps = self._pieces.popleft()
+        if job.cancelled.is_set():
+            steps.pieces.close()
+            job.emit("end")
+            return
+        try:
+            next(steps.pieces)
+        except StopIteration as done:
+            job.emit("result", done.value)
+        except APIError as exc:
+            job.emit("error", exc)
+        except Exception as exc:  # noqa: BLE001 - keep the thread alive for the next job
+            job.emit("error", APIError(500, f"The engine failed: {exc}", type="server_error",
+                                       code="engine_error"))
+        else:
+            self._pieces.append((job, steps))
+            return
         job.emit("end")
 
     def _start(self, job: Job, busy: bool) -> bool:

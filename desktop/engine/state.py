@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.adapters import AdapterError, AdapterLibrary
+from desktop.core.cpu import default_threads
+from desktop.core.gguf_info import CHAT, EMBEDDING
 from desktop.core.library import BrokenModel, UnknownModel, installed_models, resolve_model
 from desktop.core.memory import process_rss
 from desktop.core.presets import Preset, PresetError, PresetStore, StackEntry
 from desktop.engine.adapters import Active, LoadedAdapter
+from desktop.engine.embedder import EmbeddingModel
 from desktop.engine.errors import APIError, LoadError, bad_request
 from desktop.engine.jobs import NeedsIdle
 from desktop.engine.reasoning import template_thinks
-from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner
+from desktop.engine.runner import LoadedModel, LoadSettings, ModelRunner, not_a_chat_model
 
 
 @dataclass(frozen=True)
@@ -103,20 +106,47 @@ class Engine:
         current = self.runner.model
         if current is not None and (not name or name in self.aliases(current)):
             return current
-        installed = [m.id for m in installed_models()]
+        models = installed_models()
+        installed = [m.id for m in models]
         if not name:
-            if not installed:
-                raise APIError(503, "No model is loaded and none is installed.",
+            chat = [m.id for m in models if m.kind == CHAT]
+            if not chat:
+                raise APIError(503, "No model is loaded and no chat model is installed.",
                                type="server_error", code="model_not_loaded")
-            name = installed[0]
+            name = chat[0]
         elif name not in installed:  # requests name installed models, never arbitrary paths
             raise APIError(404, f"No installed model is called '{name}'. Installed: "
                            f"{', '.join(installed) or 'none'}.", code="model_not_found",
                            param="model")
+        elif models[installed.index(name)].kind == EMBEDDING:
+            raise not_a_chat_model(name)
         if self.runner.scheduler.busy:
             raise NeedsIdle  # another model: once the replies of this one are written
         try:
             return self.load(name)
+        except LoadError as exc:
+            raise APIError(503, f"Model '{name}' cannot be loaded: {exc.message}",
+                           type="server_error", code="model_not_loaded",
+                           param="model") from exc
+
+    def embedding_model(self, name: str | None) -> EmbeddingModel | None:
+        """The installed embedding model an embeddings request names, loaded beside the chat
+        model (never in its place); None when the request means a chat model (no name, or a
+        chat model's), which embeds as it always has, or a model that is not installed."""
+        current = self.runner.model
+        if not name or (current is not None and name in self.aliases(current)):
+            return None
+        loaded = self.runner.embedders.loaded.get(name)
+        if loaded is not None:
+            return loaded
+        found = next((m for m in installed_models() if m.id == name), None)
+        if found is None or found.kind != EMBEDDING:
+            return None  # the chat model's path answers, or says it is not installed
+        try:
+            if found.problem is not None or found.info is None:
+                raise LoadError(found.problem or f"{found.path.name} cannot be read.")
+            return self.runner.embedders.use(found.id, found.path, found.info,
+                                             default_threads())
         except LoadError as exc:
             raise APIError(503, f"Model '{name}' cannot be loaded: {exc.message}",
                            type="server_error", code="model_not_loaded",
@@ -214,6 +244,7 @@ class Engine:
     # -- any thread ------------------------------------------------------------------------------
     def model_list(self) -> list[dict[str, Any]]:
         loaded = self.runner.model
+        embedders = set(self.runner.embedders.loaded)
         entries = []
         seen = set()
         if loaded is not None:
@@ -223,8 +254,10 @@ class Engine:
             if model.id not in seen:
                 seen.add(model.id)
                 created = int(model.path.stat().st_mtime) if model.path.exists() else 0
-                entries.append(self._model_entry(model.id, created, False))
-        default = loaded.id if loaded is not None else (entries[0]["id"] if entries else None)
+                entries.append(self._model_entry(model.id, created, model.id in embedders,
+                                                 model.kind))
+        chat = [e["id"] for e in entries if e["kind"] == CHAT]
+        default = loaded.id if loaded is not None else (chat[0] if chat else None)
         try:
             presets = PresetStore().presets()
         except PresetError:
@@ -240,9 +273,10 @@ class Engine:
         return entries
 
     @staticmethod
-    def _model_entry(model_id: str, created: int, loaded: bool) -> dict[str, Any]:
+    def _model_entry(model_id: str, created: int, loaded: bool,
+                     kind: str = CHAT) -> dict[str, Any]:
         return {"id": model_id, "object": "model", "created": created, "owned_by": "nomoat",
-                "loaded": loaded}
+                "loaded": loaded, "kind": kind}
 
     def status(self) -> dict[str, Any]:
         model = self.runner.model
@@ -276,6 +310,7 @@ class Engine:
                 "finish_reason": last.finish_reason,
             },
             "adapters": self.runner.adapters.describe(),
+            "embedding_models": self.runner.embedders.describe(),
             "queue_length": self.runner.queue_length,
             "slots": self.runner.scheduler.describe(),
             "public": None if self.public is None else self.public.describe(),

@@ -33,7 +33,7 @@ def default_model(requested: str | None) -> str:
     if requested:
         return requested
     wanted = user_settings().default_model
-    models = [m for m in installed_models() if m.loadable]
+    models = [m for m in installed_models() if m.loadable and m.kind == "chat"]
     if wanted and any(m.id == wanted for m in models):
         return wanted
     if not models:

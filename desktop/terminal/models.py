@@ -15,11 +15,13 @@ def _gb(count: int) -> str:
 
 
 def models(args: argparse.Namespace) -> int:
-    """Installed models with their facts and memory fit, then the catalog's other models."""
+    """Installed models with their kind (chat or embedding), facts and memory fit, then the
+    catalog's other models."""
     from desktop.core.catalog import load_catalog
     from desktop.core.library import installed_models, memory_fit
     from desktop.core.memory import (
         DEFAULT_CONTEXT,
+        EMBEDDING_CONTEXT,
         available_memory,
         check_fit,
         choose_parallel,
@@ -42,7 +44,7 @@ def models(args: argparse.Namespace) -> int:
         facts = " ".join(part for part in (model.info.parameters_label if model.info else "",
                                            model.quantization or "") if part)
         note = " (bundled)" if model.bundled else ""
-        print(f"  {model.id:<34} {_gb(model.size_bytes):>8}  {facts:<14} "
+        print(f"  {model.id:<34} {_gb(model.size_bytes):>8}  {model.kind:<9} {facts:<14} "
               f"{fit.verdict if fit else '':<10}{note}")
     catalog = load_catalog(settings.catalog_url, offline=args.offline)
     for warning in catalog.warnings:
@@ -53,12 +55,16 @@ def models(args: argparse.Namespace) -> int:
     if rest:
         print("\nCatalog (nomoat download ID):")
     for entry in rest:
-        def estimate(slots: int, entry: Any = entry) -> Any:
-            return estimate_from_size(entry.size_bytes, entry.parameters_count,
-                                      min(DEFAULT_CONTEXT, entry.context_length), slots)
+        # An embedding model reads one text at a time in a short context of its own.
+        embeds = entry.kind == "embedding"
+        n_ctx = min(EMBEDDING_CONTEXT if embeds else DEFAULT_CONTEXT, entry.context_length)
 
-        verdict = check_fit(estimate(choose_parallel(estimate, None, free)), free).verdict
-        print(f"  {entry.id:<34} {_gb(entry.size_bytes):>8}  "
+        def estimate(slots: int, entry: Any = entry, n_ctx: int = n_ctx) -> Any:
+            return estimate_from_size(entry.size_bytes, entry.parameters_count, n_ctx, slots)
+
+        slots = 1 if embeds else choose_parallel(estimate, None, free)
+        verdict = check_fit(estimate(slots), free).verdict
+        print(f"  {entry.id:<34} {_gb(entry.size_bytes):>8}  {entry.kind:<9} "
               f"{entry.parameters + ' ' + entry.quantization:<14} {verdict:<10} {entry.name}")
     return 0
 

@@ -236,7 +236,7 @@ class DesktopApp(QObject):
         default = self.settings.default_model
         if default is not None and not any(m.id == default and m.loadable for m in found):
             default = None  # removed since it was chosen: fall back to the first model
-        model = wanted or default or next((m.id for m in found if m.loadable), None)
+        model = wanted or default or next((i for i, _ in self._local_choices()), None)
         self.chat.model = model
         self.window.chat_page.set_models(self._local_choices(), model)
         if model is not None:
@@ -244,8 +244,9 @@ class DesktopApp(QObject):
         self.engine.start(model, self.settings.model(model).load_options() if model else None)
 
     def _local_choices(self) -> list[tuple[str, str]]:
-        """The chat's model picker: installed models that can be loaded."""
-        return [(m.id, m.name) for m in self.models if m.loadable]
+        """The chat's model picker: installed chat models that can be loaded (embedding
+        models make embeddings for documents; they cannot chat)."""
+        return [(m.id, m.name) for m in self.models if m.loadable and m.kind == "chat"]
 
     def choose_model(self, model_id: str) -> None:
         """Load another model; the conversation stays as it is."""
@@ -367,7 +368,8 @@ class DesktopApp(QObject):
     def _remote_models(self, client: EngineClient, found: list[dict[str, Any]]) -> None:
         if client is not self.engine.remote:
             return  # switched again meanwhile
-        ids = [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")]
+        ids = [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")
+               and m.get("kind", "chat") == "chat"]  # another NoMoat lists its embedders too
         model = self.chat.model if self.chat.model in ids else (ids[0] if ids else None)
         self._switch_chat_model(model, [(i, f"{i} (remote)") for i in ids])
         if model is not None:
