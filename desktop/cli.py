@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from desktop import __version__
 from desktop.core.memory import DEFAULT_PARALLEL, MAX_PARALLEL
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                            "a tool (default: auto, the model decides)")
     chat.add_argument("--tool-rounds", type=int, default=8, metavar="N",
                       help="with --mcp: rounds of tool calls one reply may make (default 8)")
+    chat.add_argument("--docs", action="append", metavar="NAME",
+                      help="answer from this document collection (see 'nomoat docs'; "
+                           "repeatable), citing the passages used")
     _add_load_options(chat)
 
     serve = commands.add_parser("serve", help="serve a model through an OpenAI-compatible API")
@@ -72,11 +75,32 @@ def _parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("rm", help="remove an installed model")
     remove.add_argument("model", metavar="ID")
 
+    _add_docs_parsers(commands)
+
     imported = commands.add_parser("import", help="add a local .gguf file to the library")
     imported.add_argument("path", metavar="PATH")
     imported.add_argument("--in-place", action="store_true",
                           help="register the file where it is instead of copying it")
     return parser
+
+
+def _add_docs_parsers(commands: Any) -> None:
+    docs = commands.add_parser("docs", help="collections of your documents, for the chat")
+    sub = docs.add_subparsers(dest="docs_command", metavar="SUBCOMMAND", required=True)
+    add = sub.add_parser("add", help="add folders or files to a collection and index them "
+                                     "(made if new; waits until done)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("paths", metavar="PATH", nargs="+")
+    sub.add_parser("list", help="the collections, their folders and what they hold")
+    find = sub.add_parser("search", help="the passages of a collection that best match")
+    find.add_argument("name", metavar="NAME")
+    find.add_argument("question")
+    find.add_argument("--top", type=int, default=5, metavar="K", help="how many (default 5)")
+    find.add_argument("--json", action="store_true", help="print JSON")
+    remove = sub.add_parser("rm", help="delete a collection's index (your files stay)")
+    remove.add_argument("name", metavar="NAME")
+    update = sub.add_parser("update", help="index a collection again: only what changed")
+    update.add_argument("name", metavar="NAME")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +145,10 @@ def _app(args: argparse.Namespace) -> int:
 
 
 def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    if command == "docs":
+        from desktop.terminal.docs import docs
+
+        return docs
     from desktop.terminal import engine, models
 
     return {"app": _app, "chat": engine.chat, "serve": engine.serve, "models": models.models,

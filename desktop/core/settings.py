@@ -85,6 +85,7 @@ class Settings:
     remote_url: str | None = None  # a server elsewhere the chat can use (the Server page)
     remote_api_key: str | None = None
     tool_rounds: int = 8  # rounds of tool calls one reply may make before it must answer
+    docs_embedding_model: str | None = None  # None: the first installed embedding model
     models: dict[str, ModelSettings] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     messages: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -202,6 +203,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "remote_url": _url,
     "remote_api_key": _text(),
     "tool_rounds": _int(1, 100),
+    "docs_embedding_model": _text(),
 }
 
 _MODEL_CHECKS: dict[str, Callable[[Any], Any]] = {

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from desktop import __version__
 from desktop.core.listening import ListenError, receive
+from desktop.engine.docs_search import add_routes as add_docs_routes
 from desktop.engine.errors import APIError
 from desktop.engine.gate import Gate
 from desktop.engine.generation import Generation
@@ -102,6 +103,7 @@ def _add_openai_routes(app: FastAPI, engine: Engine) -> None:
     if engine.responses is None:
         engine.responses = ResponseStore()
     add_responses_routes(app, engine, engine.responses)
+    add_docs_routes(app, engine, _run)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:

@@ -86,7 +86,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def chat(args: argparse.Namespace) -> int:
-    tools = None
+    tools: Any = None
+    sources: Any = None
+    if getattr(args, "docs", None):
+        from desktop.terminal.docs import ChatSources
+
+        sources = ChatSources(args.docs)
     if getattr(args, "mcp", None):
         if args.tool_rounds < 1:
             raise CommandError("--tool-rounds must be 1 or more.")
@@ -96,8 +101,9 @@ def chat(args: argparse.Namespace) -> int:
     try:
         supervisor = start_engine(args)
     except BaseException:
-        if tools is not None:
-            tools.close()
+        for opened in (tools, sources):
+            if opened is not None:
+                opened.close()
         raise
     model = supervisor.client.status()["model"]["id"]
     system = [{"role": "system", "content": args.system}] if args.system else []
@@ -124,26 +130,35 @@ def chat(args: argparse.Namespace) -> int:
                 print("(conversation cleared)")
                 continue
             history.append({"role": "user", "content": text})
+            prompt, hits = system + history, []
+            if sources is not None:
+                context = supervisor.client.status()["model"].get("context_per_slot", 2048)
+                prompt, hits = sources.prompt(supervisor.client, prompt, text, context)
             if tools is not None and tools.session:
                 from desktop.terminal.tool_chat import reply_with_tools
 
                 limit = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-                added = reply_with_tools(supervisor.client, system + history, tools, limit,
+                added = reply_with_tools(supervisor.client, prompt, tools, limit,
                                          args.tool_rounds, args.tool_choice)
                 if added:
                     history.extend(added)
                 else:
                     history.pop()
+                if sources is not None:
+                    sources.show(hits)
                 continue
-            reply = _reply(supervisor, system + history, args.max_tokens)
+            reply = _reply(supervisor, prompt, args.max_tokens)
+            if sources is not None:
+                sources.show(hits)
             if reply:
                 history.append({"role": "assistant", "content": reply})
             else:
                 history.pop()
     finally:
         supervisor.stop()
-        if tools is not None:
-            tools.close()
+        for opened in (tools, sources):
+            if opened is not None:
+                opened.close()
     return 0
 
 

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from desktop.core.docs.store import DocStore
 from desktop.core.docs.text_reader import clean_text
@@ -46,6 +47,12 @@ class Hit:
     vector_rank: int | None
     chunk_id: int
     ordinal: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The passage as ``nomoat docs search --json`` and ``/v1/nomoat/search`` give it."""
+        return {"file": self.path, "page": self.page, "heading": self.heading,
+                "score": self.score, "text": self.text, "word_rank": self.fts_rank,
+                "meaning_rank": self.vector_rank}
 
 
 def fts_query(text: str) -> str | None:

@@ -80,3 +80,13 @@ def nearest(matrix: Matrix, query: Matrix, k: int) -> list[tuple[int, float]]:
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]
     return [(int(row), float(scores[row])) for row in top]
+
+
+# Models trained to be told what a text is for; the text is prefixed as their makers advise.
+_PREFIXES = {"nomic-embed-text": ("search_document: ", "search_query: ")}
+
+
+def text_prefix(model_id: str, query: bool) -> str:
+    """What goes before a passage (or, with *query*, a question) for the model *model_id*."""
+    return next((pair[1 if query else 0] for name, pair in _PREFIXES.items()
+                 if name in model_id), "")
