@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from conftest import start_serve, stop_serve
+from test_fuzz_api import ODD_NUMBERS, ODD_TEXT
 
 FACTS = {
     "cat.txt": "The lighthouse keeper's cat is named Biscuit. It sleeps on the warm lamp.",
@@ -118,6 +121,19 @@ def test_other_programs_search_through_the_api(home: Path, monkeypatch: pytest.M
             broken = http.post(url, content=b"{not json", headers={
                 "content-type": "application/json"})
             assert broken.status_code == 400
+            # Odd questions and bodies, seeded: an answer or a clear 4xx, never a 5xx.
+            rng = random.Random(20261206)
+            for _ in range(120):
+                body: Any = {"collection": rng.choice(["notes", "nope", "", "n" * 300]),
+                             "query": rng.choice(ODD_TEXT), "top_k": rng.choice(ODD_NUMBERS)}
+                for key in rng.sample(sorted(body), rng.randint(0, 2)):
+                    body[key] = rng.choice([*ODD_NUMBERS, *ODD_TEXT, [], {}])
+                answer = http.post(url, content=json.dumps(body).encode(),  # \ud800 escaped
+                                   headers={"content-type": "application/json"})
+                assert answer.status_code < 500, (body, answer.text)
+                if answer.status_code >= 400:
+                    assert answer.json()["error"]["message"]
+            assert http.post(url, json={"collection": "notes", "query": "cat"}).json()["data"]
     finally:
         stop_serve(served)
 
