@@ -109,3 +109,17 @@ def test_prompt_numbers_the_passages_with_file_and_page() -> None:
     assert prompt.index("[1]") < prompt.index("[2]")
     assert "cite" in prompt
     assert prompt_with_sources([]) == ""
+
+
+def test_passages_go_into_the_question_so_every_template_takes_them() -> None:
+    from desktop.core.docs.search import ask_with_sources
+
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "What is in the notes?"}]
+    asked = ask_with_sources(messages, "Passages…\n\n[1] a.txt\nBread.")
+    assert [m["role"] for m in asked] == ["system", "user", "assistant", "user"]
+    assert asked[-1]["content"] == ("Passages…\n\n[1] a.txt\nBread.\n\n"
+                                    "Question: What is in the notes?")
+    assert asked[:3] == messages[:3] and messages[-1]["content"] == "What is in the notes?"
+    assert ask_with_sources(messages, "") is messages

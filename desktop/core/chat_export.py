@@ -6,8 +6,9 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import PurePath
 
-from desktop.core.chat_records import Conversation, Message
+from desktop.core.chat_records import Conversation, Message, Source
 from desktop.core.tool_calls import ToolCall
 
 
@@ -47,6 +48,30 @@ def _call_markdown(call: ToolCall) -> list[str]:
     return [*lines, "</details>", ""]
 
 
+def source_label(number: int, source: Source) -> str:
+    """A source's heading: "[1] report.pdf, page 3 — Findings"."""
+    where = f"[{number}] {PurePath(source.path).name}"
+    if source.page is not None:
+        where += f", page {source.page}"
+    if source.heading:
+        where += f" — {source.heading}"
+    return where
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """*text* on one line, cut to *limit* characters with "…"."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+
+
+def _sources_markdown(sources: Sequence[Source]) -> list[str]:
+    lines = ["", "Sources:", ""]
+    for number, source in enumerate(sources, start=1):
+        lines.append(f"- {source_label(number, source)} ({source.path}, score "
+                     f"{source.score:.3f}): {one_line(source.snippet)}")
+    return lines
+
+
 def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
     """The conversation as a Markdown document: title, system prompt, one heading per turn."""
     parts = [f"# {conversation.title}", ""]
@@ -70,6 +95,8 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
             parts += ["", "*(stopped before the end)*"]
         elif message.state == "error":
             parts += ["", f"*(failed: {message.error or 'unknown error'})*"]
+        if message.sources:
+            parts += _sources_markdown(message.sources)
         parts.append("")
     return "\n".join(parts)
 
@@ -101,6 +128,7 @@ def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
             "state": m.state,
             "error": m.error,
             "tool_steps": [s.to_json() for s in m.tool_steps],
+            "sources": [s.to_json() for s in m.sources],
         } for m in messages],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 from desktop.core.tool_calls import ToolStep, steps_as_chat, steps_from_text
 
 DEFAULT_TITLE = "New chat"
+#: Characters of a passage kept with a reply as its source's snippet.
+SNIPPET_CHARS = 1000
 
 Role = Literal["system", "user", "assistant"]
 State = Literal["complete", "streaming", "stopped", "error"]
@@ -48,6 +50,49 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A passage of the user's documents that a reply was given to answer from: its file, page
+    and heading, the passage's text (``snippet``, capped) and its search score."""
+
+    path: str
+    page: int | None
+    heading: str | None
+    snippet: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The source as saved with its reply and exported."""
+        return {"path": self.path, "page": self.page, "heading": self.heading,
+                "snippet": self.snippet, "score": self.score}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Source | None:
+        """A saved source, or None for an entry that is not one (it is left out)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+            return None
+        page, heading, score = raw.get("page"), raw.get("heading"), raw.get("score")
+        return cls(raw["path"], page if isinstance(page, int) else None,
+                   heading if isinstance(heading, str) else None,
+                   str(raw.get("snippet") or "")[:SNIPPET_CHARS],
+                   float(score) if isinstance(score, (int, float)) else 0.0)
+
+
+def sources_to_text(sources: Sequence[Source]) -> str:
+    """Sources as the JSON text of the ``sources`` column."""
+    return json.dumps([source.to_json() for source in sources], ensure_ascii=False)
+
+
+def sources_from_text(text: str | None) -> tuple[Source, ...]:
+    """The sources saved in the ``sources`` column; what cannot be read is left out."""
+    try:
+        raw = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    found = (Source.from_json(item) for item in raw) if isinstance(raw, list) else ()
+    return tuple(source for source in found if source is not None)
+
+
+@dataclass(frozen=True)
 class Message:
     """One turn. ``settings`` is the sampling a reply was made with; timings are in seconds."""
 
@@ -68,6 +113,7 @@ class Message:
     thinking: str = ""  # what a reasoning model thought before its answer
     thought_seconds: float | None = None
     tool_steps: tuple[ToolStep, ...] = ()  # rounds that ended in tool calls, before the content
+    sources: tuple[Source, ...] = ()  # passages of the user's documents it answered from
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Message:
@@ -76,7 +122,7 @@ class Message:
                    _load_json(row["settings"]), row["prompt_tokens"], row["completion_tokens"],
                    row["seconds_to_first_token"], row["tokens_per_second"], row["state"],
                    row["error"], row["thinking"], row["thought_seconds"],
-                   tuple(steps_from_text(row["tool_steps"])))
+                   tuple(steps_from_text(row["tool_steps"])), sources_from_text(row["sources"]))
 
     def as_chat(self) -> dict[str, str]:
         """The message as the OpenAI chat API takes it. A reply's thinking goes as

@@ -66,11 +66,17 @@ def _v4_tool_steps(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE messages ADD COLUMN tool_steps TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v5_sources(conn: sqlite3.Connection) -> None:
+    # The passages of the user's documents a reply was given (JSON: file, page, heading,
+    # snippet, score), saved when the reply begins so they are there after a crash too.
+    conn.execute("ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
 MIGRATIONS: tuple[Migration, ...] = (_v1_conversations_and_messages, _v2_adapter_preset,
-                                     _v3_thinking, _v4_tool_steps)
+                                     _v3_thinking, _v4_tool_steps, _v5_sources)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,8 +29,10 @@ from desktop.core.chat_records import (
     Message,
     Role,
     SearchHit,
+    Source,
     State,
     date_group,
+    sources_to_text,
     title_from_message,
 )
 from desktop.core.chat_schema import ChatStoreError, migrate
@@ -48,7 +50,7 @@ ROLES = ("system", "user", "assistant")
 FINISHED_STATES = ("complete", "stopped", "error")
 
 __all__ = ["DATABASE_NAME", "ChatStore", "ChatStoreError", "Conversation", "ConversationEntry",
-           "ConversationNotFound", "Message", "ReplyWriter", "SearchHit"]
+           "ConversationNotFound", "Message", "ReplyWriter", "SearchHit", "Source"]
 
 
 class ConversationNotFound(LookupError):
@@ -276,6 +278,22 @@ class ChatStore:
         """Replace the conversation's sampling settings (a JSON-compatible mapping)."""
         return self._set(conversation_id, "settings", json.dumps(dict(settings)))
 
+    def rename_in_settings(self, key: str, name: str, new_name: str) -> int:
+        """Conversations whose settings list *name* under *key* (the document collections
+        they answer from, say) list *new_name* instead; returns how many."""
+        with self._write() as conn:
+            changed = 0
+            for row in conn.execute("SELECT id, settings FROM conversations").fetchall():
+                settings = json.loads(row["settings"])
+                listed = settings.get(key)
+                if not isinstance(listed, list) or name not in listed:
+                    continue
+                settings[key] = [new_name if item == name else item for item in listed]
+                conn.execute("UPDATE conversations SET settings = ? WHERE id = ?",
+                             (json.dumps(settings), row["id"]))
+                changed += 1
+            return changed
+
     def delete(self, conversation_id: int) -> bool:
         """Delete a conversation and all its messages; False if it was already gone."""
         with self._write() as conn:
@@ -333,11 +351,18 @@ class ChatStore:
                                 settings)
 
     def begin_reply(self, conversation_id: int, model_id: str | None = None,
-                    settings: Mapping[str, Any] | None = None) -> Message:
-        """Append an empty assistant message in state "streaming", to be filled as it grows."""
+                    settings: Mapping[str, Any] | None = None,
+                    sources: Sequence[Source] = ()) -> Message:
+        """Append an empty assistant message in state "streaming", to be filled as it grows,
+        with the passages of the user's documents it answers from (*sources*)."""
         with self._write() as conn:
-            return self._append(conn, conversation_id, "assistant", "", "streaming", model_id,
-                                settings)
+            reply = self._append(conn, conversation_id, "assistant", "", "streaming", model_id,
+                                 settings)
+            if not sources:
+                return reply
+            conn.execute("UPDATE messages SET sources = ? WHERE id = ?",
+                         (sources_to_text(sources), reply.id))
+            return self._message(conn, reply.id)
 
     def update_reply(self, message_id: int, content: str, thinking: str = "",
                      tool_steps: Sequence[ToolStep] | None = None) -> bool:

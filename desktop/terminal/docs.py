@@ -209,7 +209,7 @@ class ChatSources:
         """*messages* with the passages for *question* put before its last message, and the
         passages; on failure, *messages* as they were and a line on stderr saying why."""
         from desktop.client.docs import retrieve, sources_budget
-        from desktop.core.docs.search import prompt_with_sources
+        from desktop.core.docs.search import ask_with_sources, prompt_with_sources
 
         try:
             hits = retrieve(client, self.store, self.names, question, sources_budget(context))
@@ -218,8 +218,7 @@ class ChatSources:
             return messages, []
         if not hits:
             return messages, []
-        sources = {"role": "system", "content": prompt_with_sources(hits)}
-        return [*messages[:-1], sources, messages[-1]], hits
+        return ask_with_sources(messages, prompt_with_sources(hits)), hits
 
     @staticmethod
     def show(hits: list[Hit]) -> None:

@@ -19,11 +19,13 @@ from desktop.core.paths import get_paths
 from desktop.core.settings import ModelSettings, load_settings, save_settings
 from desktop.ui.adapters_controller import AdaptersController
 from desktop.ui.chat_controller import ChatController
+from desktop.ui.docs_controller import DocsController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
 from desktop.ui.tool_servers import ToolServers
 from desktop.ui.views.adapters import AdaptersPanel
 from desktop.ui.views.compare import ComparePage
+from desktop.ui.views.docs_page import DocsPage
 from desktop.ui.views.main_window import MainWindow
 from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
@@ -140,6 +142,7 @@ class DesktopApp(QObject):
                                             self.settings.remote_api_key)
         self.window.add_page("Server", self.server_page)
         self._add_tools()
+        self._add_docs()
         self.settings_page = SettingsPage(self.workers, self.settings)
         self.settings_page.themeChanged.connect(self._theme)
         app.styleHints().colorSchemeChanged.connect(self._system_scheme)
@@ -207,6 +210,31 @@ class DesktopApp(QObject):
         self.window.chat_page.manageToolsRequested.connect(
             lambda: self.window.show_page("Tools"))
 
+    def _add_docs(self) -> None:
+        """Document collections: the Documents page makes and indexes them, the chat answers
+        from those it is given."""
+        self.docs = DocsController(self.engine, self.workers,
+                                   lambda: self.settings.docs_embedding_model, self)
+        self.chat.search_documents = self.docs.search
+        self.docs_page = DocsPage(self.docs)
+        self.docs_page.modelsRequested.connect(self._models_for_docs)
+        self.docs.renamed.connect(self._collection_renamed)
+        self.window.add_page("Documents", self.docs_page)
+        button = self.window.chat_page.docs_button
+        button.names = self.docs.names
+        button.manageRequested.connect(lambda: self.window.show_page("Documents"))
+
+    def _collection_renamed(self, name: str, new_name: str) -> None:
+        """Chats that answer from a renamed collection go on answering from it."""
+        if name in self.chat.docs:
+            self.chat.set_docs([new_name if n == name else n for n in self.chat.docs])
+        # After the open chat's own change, in the same lane: every chat ends up with the name.
+        self.workers.submit(self.store.rename_in_settings, "docs", name, new_name, serial=True)
+
+    def _models_for_docs(self) -> None:
+        self.window.show_page("Models")
+        self.models_page.show_tab("Catalog")
+
     def _tool_rounds(self, rounds: int) -> None:
         self.chat.tool_rounds = rounds
         self._remember({"tool_rounds": rounds})
@@ -221,6 +249,7 @@ class DesktopApp(QObject):
         self.window.show()
         self.window.sidebar.refresh()
         self.adapters.refresh()
+        self.docs.open()
         notes = list(self._start_notes)
         if self.store.recovered:
             notes.append(f"{self.store.recovered} reply was cut off when NoMoat last closed "
@@ -233,6 +262,7 @@ class DesktopApp(QObject):
         self.models = found
         self.models_page.set_installed(found)
         self.settings_page.set_models(found)
+        self.docs.set_models(found)
         default = self.settings.default_model
         if default is not None and not any(m.id == default and m.loadable for m in found):
             default = None  # removed since it was chosen: fall back to the first model
@@ -283,6 +313,7 @@ class DesktopApp(QObject):
         if self.engine.remote is None:  # else the chat's picker lists the remote models
             self.window.chat_page.set_models(self._local_choices(), self.chat.model)
         self.settings_page.set_models(found)
+        self.docs.set_models(found)
 
     def _model_loaded(self, model_id: str) -> None:
         """A model was loaded from the Models page: the chat uses it from now on."""
@@ -393,6 +424,7 @@ class DesktopApp(QObject):
     def close(self) -> None:
         self.app.styleHints().colorSchemeChanged.disconnect(self._system_scheme)
         self.chat.stop()
+        self.docs.stop()  # the indexing under way ends after its batch; the workers wait for it
         self.compare_page.close_page()
         self.adapters.close()
         self.settings_page.flush()
@@ -400,6 +432,7 @@ class DesktopApp(QObject):
         self.window.close()
         self.tool_servers.close()  # before the workers: a tool call waiting in one ends now
         self.workers.close()
+        self.docs.close()
         self.engine.shutdown()
         self.store.close()
 

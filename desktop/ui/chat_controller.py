@@ -9,6 +9,10 @@ A chat that may use tools (MCP servers picked with the tools button) offers them
 when a round of the reply ends in tool calls, each call is saved at once, asked about (the
 worker waits for the user's answer from the window), run, and the reply goes on with the
 results, for at most ``tool_rounds`` rounds. Stop ends the whole loop.
+
+A chat that answers from document collections (picked with the documents button) has the
+passages that best match the user's message found before the reply (desktop.ui.chat_docs),
+saved with the reply as it begins, and put in the prompt just before that message.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from desktop.client.api import EngineError, StreamEnd, Thought
 from desktop.core.chats import ChatStore, Conversation, Message, ReplyWriter
 from desktop.core.tool_calls import Decision, ToolCall, ToolStep
 from desktop.tools.session import ToolSession
+from desktop.ui.chat_docs import DocsFound, docs_of, question_of, with_sources
 from desktop.ui.engine import EngineController
 from desktop.ui.workers import Workers
 
@@ -50,6 +55,8 @@ class Turn:
     tools: list[str] = field(default_factory=list)  # the MCP servers whose tools it may call
     tool_choice: str = "auto"  # for the first round; later rounds are "auto"
     tool_rounds: int = 8
+    docs: list[str] = field(default_factory=list)  # the document collections it answers from
+    context: int = 0  # tokens of context per reply, which the passages may take half of
     cancelled: threading.Event = field(default_factory=threading.Event)
     asking: str | None = None  # the call waiting for the user's say (its id)
     decision: Decision | None = None
@@ -127,7 +134,8 @@ class ChatController(QObject):
     replyThought = Signal(float)  # the thinking ended after this many seconds; the answer begins
     replySteps = Signal(object)  # list[ToolStep]: the reply's tool calls, each time they change
     toolsChanged = Signal(object)  # list[str]: the servers whose tools the open chat may use
-    toolNote = Signal(str)  # something about the tools the user should know (a server failed)
+    docsChanged = Signal(object)  # list[str]: the collections the open chat answers from
+    toolNote = Signal(str)  # what the user should know of its tools or documents (in words)
     replyFinished = Signal(object)  # Message
     replyFailed = Signal(str)
     contextTrimmed = Signal(int)
@@ -154,6 +162,10 @@ class ChatController(QObject):
         self.tool_rounds = 8
         self.tool_choice = "auto"
         self.tools: list[str] = []  # the open chat's servers
+        # Set by the app: finds the passages of the named collections that answer a question
+        # (names, question, context tokens), on the turn's worker.
+        self.search_documents: Callable[[list[str], str, int], DocsFound] | None = None
+        self.docs: list[str] = []  # the open chat's document collections
         self._timer = QTimer(self)
         self._timer.setInterval(PAINT_INTERVAL_MS)
         self._timer.timeout.connect(self._paint)
@@ -176,7 +188,9 @@ class ChatController(QObject):
         self.conversation = None
         self.thinking = True
         self.tools = []
+        self.docs = []
         self.toolsChanged.emit([])
+        self.docsChanged.emit([])
         self.conversationOpened.emit(None, [])
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -192,18 +206,24 @@ class ChatController(QObject):
         self.conversation = result[0]
         self.thinking = thinking_of(result[0])
         self.tools = tools_of(result[0])
+        self.docs = docs_of(result[0])
         self.toolsChanged.emit(list(self.tools))
+        self.docsChanged.emit(list(self.docs))
         self.conversationOpened.emit(*result)
 
     def set_thinking(self, enabled: bool) -> None:
         """The chat's thinking switch, kept with the conversation (a new chat keeps it when
         its first message is sent)."""
         self.thinking = enabled
+        self._keep_setting("thinking", enabled)
+
+    def _keep_setting(self, key: str, value: Any) -> None:
+        """Save one of the open conversation's settings (a new chat keeps them when its first
+        message is sent)."""
         if self.conversation is None:
             return
-        conversation = self.conversation
-        settings = {**conversation.settings, "thinking": enabled}
-        self.workers.submit(self.store.set_settings, conversation.id, settings,
+        settings = {**self.conversation.settings, key: value}
+        self.workers.submit(self.store.set_settings, self.conversation.id, settings,
                             on_done=self._conversation_updated, serial=True)
 
     def set_tools(self, servers: list[str]) -> None:
@@ -211,11 +231,14 @@ class ChatController(QObject):
         chat keeps them when its first message is sent)."""
         self.tools = list(dict.fromkeys(servers))
         self.toolsChanged.emit(list(self.tools))
-        if self.conversation is None:
-            return
-        settings = {**self.conversation.settings, "tools": list(self.tools)}
-        self.workers.submit(self.store.set_settings, self.conversation.id, settings,
-                            on_done=self._conversation_updated, serial=True)
+        self._keep_setting("tools", list(self.tools))
+
+    def set_docs(self, names: list[str]) -> None:
+        """The document collections the open chat answers from, kept with the conversation
+        like its tools."""
+        self.docs = list(dict.fromkeys(names))
+        self.docsChanged.emit(list(self.docs))
+        self._keep_setting("docs", list(self.docs))
 
     def decide(self, call_id: str, decision: Decision) -> None:
         """The user's say on the call the reply is waiting for."""
@@ -284,6 +307,10 @@ class ChatController(QObject):
                       if servers is not None and name in servers.config.servers]
         turn.tool_choice = self.tool_choice
         turn.tool_rounds = self.tool_rounds
+        turn.docs = list(self.docs)
+        # A server elsewhere does not say its context: a common one is assumed.
+        model = (self.engine.status.get("model") or {}) if self.engine.remote is None else {}
+        turn.context = int(model.get("context_per_slot") or 4096)
         self.turn = turn
         self.busyChanged.emit(True)
         self.workers.submit(self._run_turn, turn, self._signals)
@@ -298,6 +325,8 @@ class ChatController(QObject):
                 settings: dict[str, Any] = {} if turn.thinking else {"thinking": False}
                 if turn.tools:
                     settings["tools"] = list(turn.tools)
+                if turn.docs:
+                    settings["docs"] = list(turn.docs)
                 conversation = store.create_conversation(
                     system_prompt=turn.system_prompt, model_id=turn.model, settings=settings)
                 turn.conversation_id = conversation.id
@@ -317,7 +346,8 @@ class ChatController(QObject):
             history: list[dict[str, Any]] = [
                 chat for m in store.messages(cid) if m.role != "system" and m.has_content
                 for chat in m.as_chat_messages()]
-            reply = store.begin_reply(cid, turn.model, turn.sampling)
+            found = self._find_sources(turn, history)
+            reply = store.begin_reply(cid, turn.model, turn.sampling, found.sources)
             turn.reply_id = reply.id
             signals.ready.emit(conversation, store.messages(cid))
             writer = ReplyWriter(store, reply.id)
@@ -330,8 +360,9 @@ class ChatController(QObject):
             dropped, end, timings = 0, None, {}
             while True:
                 try:
-                    end, timings = self._stream(turn, writer, system + history[dropped:],
-                                                self._tool_params(turn, session, 0))
+                    end, timings = self._stream(
+                        turn, writer, with_sources(system + history[dropped:], found.prompt),
+                        self._tool_params(turn, session, 0))
                     break
                 except EngineError as exc:
                     # The oldest turns leave the prompt (the system prompt stays) until it fits;
@@ -343,7 +374,8 @@ class ChatController(QObject):
                         continue
                     raise
             if session is not None:
-                end = self._use_tools(turn, writer, session, system + history[dropped:], end)
+                end = self._use_tools(turn, writer, session,
+                                      with_sources(system + history[dropped:], found.prompt), end)
             usage = end.usage if end is not None and end.usage else {}
             final = writer.finish(
                 "stopped" if turn.cancelled.is_set() else "complete",
@@ -359,6 +391,17 @@ class ChatController(QObject):
                 except Exception:  # the store itself failed; the window still says why
                     saved = None
             signals.failed.emit(saved, message)
+
+    def _find_sources(self, turn: Turn, history: list[dict[str, Any]]) -> DocsFound:
+        """The passages of the turn's collections for its question (on the worker); what went
+        wrong goes to the chat's notice line, and the reply comes without them."""
+        search = self.search_documents
+        if not turn.docs or search is None:
+            return DocsFound()
+        found = search(list(turn.docs), question_of(history), turn.context)
+        if found.note:
+            self._signals.note.emit(found.note)
+        return found
 
     def _tool_session(self, turn: Turn) -> ToolSession | None:
         """The tools this turn may use (starting their servers, on this worker), or None."""

@@ -189,3 +189,19 @@ def prompt_with_sources(hits: Sequence[Hit]) -> str:
         return ""
     passages = "\n\n".join(format_source(number, hit) for number, hit in enumerate(hits, 1))
     return f"{_PREAMBLE}\n\n{passages}"
+
+
+def ask_with_sources(messages: list[dict[str, Any]], sources: str) -> list[dict[str, Any]]:
+    """*messages* with the passages (*sources*, from :func:`prompt_with_sources`) put before the
+    text of the last user message, in the same message: every chat template takes that, where
+    some (Gemma's, strict Mistral ones) refuse a system message anywhere but first. Unchanged
+    without passages."""
+    if not sources:
+        return messages
+    last = next((i for i in range(len(messages) - 1, -1, -1)
+                 if messages[i].get("role") == "user"), None)
+    if last is None or not isinstance(messages[last].get("content"), str):
+        return messages
+    question = messages[last]["content"]
+    asked = {**messages[last], "content": f"{sources}\n\nQuestion: {question}"}
+    return [*messages[:last], asked, *messages[last + 1:]]

@@ -8,8 +8,9 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from desktop.core.catalog import CatalogEntry
-from desktop.core.downloads import DownloadEvent
-from desktop.core.memory import MemoryFit
+from desktop.core.downloads import DownloadEvent, format_bytes
+from desktop.core.gguf_info import EMBEDDING
+from desktop.core.memory import TIGHT, WONT_FIT, MemoryFit
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 FitRole = Qt.ItemDataRole.UserRole + 2
@@ -22,6 +23,23 @@ Index = QModelIndex | QPersistentModelIndex
 def download_key(entry: CatalogEntry) -> str:
     """What the download of *entry* is known by (``DownloadRequest.key``)."""
     return f"{entry.repo_id}/{entry.files[0]}"
+
+
+def fit_message(entry: CatalogEntry, fit: MemoryFit) -> str:
+    """One sentence on whether *entry* fits: a chat model's estimate, or for an embedding
+    model what it adds beside the chat model."""
+    if entry.kind != EMBEDDING:
+        return fit.message
+    need = (f"An embedding model for Documents, loaded beside the chat model when documents are "
+            f"indexed or searched: it needs roughly {format_bytes(fit.estimate.model_bytes)}")
+    if fit.available is None:
+        return need + "; the free memory of this computer is not known."
+    free = f"{format_bytes(fit.available)} is free now"
+    if fit.verdict == WONT_FIT:
+        return f"{need}, but only {free}: it won't fit. Close other programs first."
+    if fit.verdict == TIGHT:
+        return f"{need} and {free}: it is tight."
+    return f"{need} and {free}: it fits."
 
 
 class CatalogModel(QAbstractListModel):
@@ -83,7 +101,7 @@ class CatalogModel(QAbstractListModel):
             return entry.name
         if role == Qt.ItemDataRole.ToolTipRole:
             fit = self._fits.get(entry.id)
-            return entry.description + (f"\n\n{fit.message}" if fit else "")
+            return entry.description + (f"\n\n{fit_message(entry, fit)}" if fit else "")
         if role == EntryRole:
             return entry
         if role == FitRole:

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from desktop.core.downloads import format_bytes
+from desktop.core.gguf_info import EMBEDDING
 from desktop.core.library import InstalledModel
 
 ModelRole = Qt.ItemDataRole.UserRole + 1
@@ -65,6 +66,8 @@ class InstalledListModel(QAbstractTableModel):
     def status(self, model: InstalledModel) -> str:
         if model.problem is not None:
             return f"Cannot be loaded: {model.problem}"
+        if model.kind == EMBEDDING:
+            return "Embedding model — for Documents"
         if model.id == self._loaded:
             return "Loaded"
         return "Ready"

@@ -1,5 +1,6 @@
 """The catalog tab: a card per recommended model, with its facts, whether it fits in memory, and
-a Download button (or, once installed, Load)."""
+a Download button (or, once installed, Load; an embedding model is for Documents, never
+loaded as the chat's model)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from desktop.core.catalog import Catalog, CatalogEntry
 from desktop.core.downloads import DownloadRequest, format_bytes
+from desktop.core.gguf_info import EMBEDDING
 from desktop.core.memory import FITS, TIGHT, UNKNOWN, WONT_FIT, MemoryFit
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.models.catalog import (
@@ -17,10 +19,12 @@ from desktop.ui.models.catalog import (
     FitRole,
     InstalledRole,
     download_key,
+    fit_message,
 )
 from desktop.ui.views.downloads_page import CardList, DownloadControls
 
 BADGE_COLORS = {FITS: "#15803d", TIGHT: "#b45309", WONT_FIT: "#b91c1c", UNKNOWN: "#6b7280"}
+EMBEDDING_LABEL = "Embedding model — for Documents"
 
 
 def catalog_request(entry: CatalogEntry) -> DownloadRequest:
@@ -57,6 +61,15 @@ class CatalogCard(QFrame):
         self.badge = QLabel("checking memory…")
         self.badge.setAccessibleName(f"Memory fit of {entry.name}")
         top.addWidget(self.badge)
+        self.embedding = entry.kind == EMBEDDING
+        self.kind_label = QLabel(EMBEDDING_LABEL)
+        self.kind_label.setAccessibleName(f"What {entry.name} is for")
+        self.kind_label.setToolTip("It turns text into vectors so the chat can search your "
+                                   "documents by meaning; it cannot chat. The Documents page "
+                                   "uses it once it is installed.")
+        top.addWidget(self.kind_label)
+        if not self.embedding:
+            self.kind_label.hide()
         top.addStretch(1)
         layout.addLayout(top)
         self.facts = QLabel(entry_facts(entry))
@@ -75,6 +88,7 @@ class CatalogCard(QFrame):
         self.load_button = QPushButton("Load")
         self.load_button.setAccessibleName(f"Load {entry.name}")
         row.addWidget(self.load_button)
+        self.load_button.setHidden(self.embedding)  # not a chat model: nothing to load
         layout.addWidget(self.installed_row)
         self.controls = DownloadControls(entry.name)
         layout.addWidget(self.controls)
@@ -88,12 +102,13 @@ class CatalogCard(QFrame):
         self.badge.setText("memory unknown" if fit.verdict == UNKNOWN else fit.verdict)
         self.badge.setStyleSheet(f"color: white; background: {BADGE_COLORS[fit.verdict]}; "
                                  "border-radius: 4px; padding: 1px 6px;")
-        self.badge.setToolTip(fit.message)
+        self.badge.setToolTip(fit_message(self.entry, fit))
 
     def show_installed(self, model_id: str | None) -> None:
         self.installed_id = model_id
         self.installed_row.setVisible(model_id is not None)
-        # Once installed, the card offers Load; a running download still shows its progress.
+        # Once installed, the card offers Load (a chat model); a running download still shows
+        # its progress.
         state = self.controls.state
         self.controls.setVisible(model_id is None or (state is not None
                                                       and not state.finished))
@@ -153,7 +168,7 @@ class CatalogTab(QWidget):
         return card
 
     def _load(self, card: CatalogCard) -> None:
-        if card.installed_id is not None:
+        if card.installed_id is not None and not card.embedding:
             self.loadRequested.emit(card.installed_id)
 
     def _update(self, card: QWidget, index: QModelIndex) -> None:

@@ -16,6 +16,7 @@ from desktop.ui.chat_controller import ChatController, Turn
 from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.views.message import MessageWidget
 from desktop.ui.views.model_settings import ModelSettingsPanel
+from desktop.ui.views.sources import DocsButton
 
 WRITING_ELSEWHERE = ("A reply is still being written in another chat. You can send here when "
                      "it is done, or stop it (Esc).")
@@ -155,6 +156,9 @@ class ChatPage(QWidget):
         self.tools_menu.aboutToShow.connect(self._fill_tools_menu)
         self.tools_button.setMenu(self.tools_menu)
         bottom.addWidget(self.tools_button)
+        # Which document collections this chat answers from.
+        self.docs_button = DocsButton(chat)
+        bottom.addWidget(self.docs_button)
         self.composer = Composer()
         self.composer.setAccessibleName("Message")
         self.composer.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")

@@ -1,5 +1,6 @@
-"""The installed tab: every model in the library with the facts from its GGUF header, Load and
-Remove on each row, and Import for a .gguf file from elsewhere."""
+"""The installed tab: every model in the library with the facts from its GGUF header, Load (chat
+models; embedding models are for Documents) and Remove on each row, and Import for a .gguf file
+from elsewhere."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.gguf_info import EMBEDDING
 from desktop.core.library import InstalledModel
 from desktop.ui.models.installed import ACTIONS_COLUMN, STATUS_COLUMN, InstalledListModel
 
@@ -102,7 +104,7 @@ class InstalledTab(QWidget):
             layout = QHBoxLayout(box)
             layout.setContentsMargins(2, 0, 2, 0)
             load = remove = None
-            if model.loadable:
+            if model.loadable and model.kind != EMBEDDING:
                 load = QPushButton("Load")
                 load.setAccessibleName(f"Load {model.name}")
                 load.clicked.connect(lambda _=False, m=model.id: self.loadRequested.emit(m))

@@ -12,7 +12,7 @@ import math
 import re
 import time
 
-from PySide6.QtCore import QEvent, QSize, QSizeF, Qt, QTimer, QUrl
+from PySide6.QtCore import QEvent, QSize, QSizeF, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QColor, QDesktopServices, QFont, QGuiApplication, QPalette,
                            QSyntaxHighlighter, QTextCharFormat, QTextCursor, QWheelEvent)
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
@@ -29,6 +29,27 @@ _PLAIN_WORDS = re.compile(r"(?:[^\W_]|[ ,.;:!?'\"()%-])+")
 REPARSE_MS = 250
 
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) ")
+# A citation of a source in a reply, "[2]", that is not already a link or a link's text.
+_CITATION = re.compile(r"(?<!\\)\[(\d{1,3})\](?![(:])")
+_CODE_SPAN = re.compile(r"(`+[^`\n]*`+)")  # code is shown as it is written
+SOURCE_SCHEME = "source"
+
+
+def link_citations(text: str, count: int) -> str:
+    """Markdown *text* with each citation [n] of a source (1 <= n <= *count*) made a link to
+    ``source:n``, which the view hands to the reply's sources."""
+    if count <= 0 or "[" not in text:
+        return text
+
+    def link(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        if not 1 <= number <= count:
+            return match.group(0)
+        return f"[\\[{number}\\]]({SOURCE_SCHEME}:{number})"
+
+    pieces = _CODE_SPAN.split(text)  # odd pieces are code spans
+    return "".join(piece if index % 2 else _CITATION.sub(link, piece)
+                   for index, piece in enumerate(pieces))
 
 
 def _kind(line: str) -> str:
@@ -230,6 +251,8 @@ class MarkdownText(QTextBrowser):
     """
 
     LINK_SCHEMES = ("http", "https", "mailto")
+    #: a link of another scheme was clicked (a citation of a source): the view handles it
+    linkClicked = Signal(QUrl)
 
     def __init__(self, background: QPalette.ColorRole = QPalette.ColorRole.Window,
                  parent: QWidget | None = None) -> None:
@@ -296,10 +319,18 @@ class MarkdownText(QTextBrowser):
     def _open_link(self, url: QUrl) -> None:
         if url.scheme() in self.LINK_SCHEMES:
             QDesktopServices.openUrl(url)
+        else:
+            self.linkClicked.emit(url)
 
 
 class MarkdownView(QWidget):
-    """Shows a Markdown text; updating it with a longer text reuses the widgets it has."""
+    """Shows a Markdown text; updating it with a longer text reuses the widgets it has.
+
+    A reply with sources shows its citations ([1], [2]…) as links; a click on one is
+    :attr:`sourceClicked` with its number.
+    """
+
+    sourceClicked = Signal(int)
 
     def __init__(self, dark: bool = False, parent: QWidget | None = None,
                  bubble: bool = False) -> None:
@@ -316,6 +347,7 @@ class MarkdownView(QWidget):
         self._layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self._parts: list[tuple[str, str, QWidget]] = []
         self.markdown = ""
+        self.sources = 0  # how many sources its citations may point to
         self._parsed_at = 0.0
         # After words were appended unparsed, the Markdown is parsed again soon even if the
         # reply pauses, so its formatting is never behind by more than REPARSE_MS.
@@ -358,7 +390,7 @@ class MarkdownView(QWidget):
             if isinstance(widget, CodeBlock):
                 widget.set_code(body)
             elif isinstance(widget, MarkdownText):
-                widget.set_markdown(body)
+                widget.set_markdown(link_citations(body, self.sources))
         self._drop(len(segments))
 
     def _drop(self, start: int) -> None:
@@ -369,10 +401,24 @@ class MarkdownView(QWidget):
             old.deleteLater()
         del self._parts[start:]
 
+    def set_sources(self, count: int) -> None:
+        """Make citations of *count* sources links from now on (0: none)."""
+        if count != self.sources:
+            self.sources = count
+            for paragraph in self.paragraphs():
+                paragraph.exact = False  # parsed again below, with the links
+            self.set_markdown(self.markdown)
+
+    def _open_source(self, url: QUrl) -> None:
+        if url.scheme() == SOURCE_SCHEME and url.path().isdigit():
+            self.sourceClicked.emit(int(url.path()))
+
     def _make(self, kind: str, language: str) -> QWidget:
         if kind == "code":
             return CodeBlock(language, self._dark, self)
-        return MarkdownText(self._background, self)
+        text = MarkdownText(self._background, self)
+        text.linkClicked.connect(self._open_source)
+        return text
 
     def set_dark(self, dark: bool) -> None:
         """Code from now on, and the code shown, in colours for a dark (or light) theme."""

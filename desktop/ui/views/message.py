@@ -7,10 +7,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit, QPushButton, \
     QSizePolicy, QVBoxLayout, QWidget
 
-from desktop.core.chats import Message
+from desktop.core.chats import Message, Source
 from desktop.core.tool_calls import ToolStep
 from desktop.ui.views.labels import ElidedLabel, WrappedLabel
 from desktop.ui.views.markdown import MarkdownView
+from desktop.ui.views.sources import SourcesSection
 from desktop.ui.views.thinking import ThinkingSection
 from desktop.ui.views.tool_call import ToolCallBlock
 
@@ -79,6 +80,10 @@ class MessageWidget(QFrame):
         self.call_blocks: dict[str, ToolCallBlock] = {}
         self.body = MarkdownView(dark, self, bubble=role == "user")
         layout.addWidget(self.body)
+        # The passages of the user's documents the reply was given; its citations open them.
+        self.sources = SourcesSection(self)
+        self.body.sourceClicked.connect(self.sources.show_source)
+        layout.addWidget(self.sources)
         self.editor: QPlainTextEdit | None = None
         self._edit_row: QWidget | None = None
         self.text = ""
@@ -88,6 +93,7 @@ class MessageWidget(QFrame):
     def from_message(cls, message: Message, dark: bool = False) -> "MessageWidget":
         widget = cls(message.role, message.id, message.model_id, dark)
         widget.set_steps(list(message.tool_steps))  # before the text: a new round clears it
+        widget.set_sources(message.sources)
         widget.set_text(message.content)
         if message.thinking:
             widget.thinking.set_text(message.thinking, message.thought_seconds)
@@ -124,6 +130,11 @@ class MessageWidget(QFrame):
         self.steps_box.setVisible(bool(steps))
         if new_round:
             self.set_text("")
+
+    def set_sources(self, sources: tuple[Source, ...]) -> None:
+        """Show the reply's sources under it, and its citations of them as links."""
+        self.sources.set_sources(sources)
+        self.body.set_sources(len(sources))
 
     def set_text(self, text: str) -> None:
         self.text = text

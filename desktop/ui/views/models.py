@@ -26,10 +26,15 @@ from PySide6.QtWidgets import (
 
 from desktop.core.catalog import Catalog, CatalogEntry, load_catalog
 from desktop.core.downloads import DownloadEvent, State, destination
+from desktop.core.gguf_info import EMBEDDING
 from desktop.core.hub import GgufFile, HubModel, Sort, list_gguf_files, search_models
 from desktop.core.library import InstalledModel, import_model, installed_models, remove_model
 from desktop.core.memory import (
+    BYTES_PER_VOCAB_TOKEN,
     DEFAULT_CONTEXT,
+    EMBEDDING_BASE,
+    EMBEDDING_CONTEXT,
+    ENGINE_RUNTIME,
     MemoryEstimate,
     MemoryFit,
     available_memory,
@@ -47,6 +52,17 @@ from desktop.ui.views.installed_page import InstalledTab
 from desktop.ui.workers import Workers
 
 PROGRESS_INTERVAL = 0.25  # seconds between import progress updates
+ENCODER_VOCAB = 32_000  # about the vocabulary of a BERT-family embedding model
+ENCODER_WIDTH = 1024  # and at most its width
+
+
+def embedding_estimate(entry: CatalogEntry) -> MemoryEstimate:
+    """A rough estimate of an embedding model not on disk yet, as the engine runs it: in a
+    context of its own beside the chat model, one batch of text at a time, with no cache."""
+    outputs = EMBEDDING_CONTEXT * (ENCODER_VOCAB + ENCODER_WIDTH) * 4
+    overhead = ENGINE_RUNTIME + EMBEDDING_BASE + ENCODER_VOCAB * BYTES_PER_VOCAB_TOKEN + outputs
+    return MemoryEstimate(weights=entry.size_bytes, kv_cache=0, overhead=overhead,
+                          runtime=ENGINE_RUNTIME, rough=True)
 
 
 def catalog_fits(entries: list[CatalogEntry], engine_running: bool = False
@@ -55,6 +71,10 @@ def catalog_fits(entries: list[CatalogEntry], engine_running: bool = False
     available = available_memory()
     fits = {}
     for entry in entries:
+        if entry.kind == EMBEDDING:
+            # Loaded beside the chat model, in the engine that runs it.
+            fits[entry.id] = check_fit(embedding_estimate(entry), available, engine_running=True)
+            continue
         n_ctx = min(entry.context_length, DEFAULT_CONTEXT)
 
         def estimate(slots: int, entry: CatalogEntry = entry, n_ctx: int = n_ctx
