@@ -4,7 +4,12 @@ the version recorded in it (``PRAGMA user_version``)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from desktop.core.sqlite_schema import Migration, apply_steps, schema_version
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ChatStoreError", "Migration", "migrate",
+           "schema_version"]
 
 
 class ChatStoreError(Exception):
@@ -72,42 +77,20 @@ def _v5_sources(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'")
 
 
-Migration = Callable[[sqlite3.Connection], None]
-
 #: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
 MIGRATIONS: tuple[Migration, ...] = (_v1_conversations_and_messages, _v2_adapter_preset,
                                      _v3_thinking, _v4_tool_steps, _v5_sources)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in the database (0 for a new, empty one)."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS,
             target: int | None = None) -> int:
-    """Apply the missing steps of *migrations* up to *target* (default: all); return the version.
-
-    Each step runs in its own transaction together with the version bump, so a failing step
-    leaves the database at the last version that worked. *conn* must be in autocommit mode
-    (``isolation_level=None``).
-    """
-    target = len(migrations) if target is None else target
-    version = schema_version(conn)
-    if version > len(migrations):
-        raise ChatStoreError(
-            f"The conversation database was made by a newer version of NoMoat (schema "
-            f"{version}; this version knows up to {len(migrations)}). Update NoMoat to open it.")
-    for number in range(version + 1, target + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            migrations[number - 1](conn)
-            conn.execute(f"PRAGMA user_version = {int(number)}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return schema_version(conn)
+    """Apply the missing steps of *migrations* up to *target* (default: all); return the version
+    (see :func:`desktop.core.sqlite_schema.apply_steps`)."""
+    return apply_steps(conn, migrations, len(migrations) if target is None else target, _newer)
 
 
+def _newer(version: int, known: int) -> ChatStoreError:
+    return ChatStoreError(
+        f"The conversation database was made by a newer version of NoMoat (schema {version}; "
+        f"this version knows up to {known}). Update NoMoat to open it.")

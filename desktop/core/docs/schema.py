@@ -4,7 +4,12 @@ version recorded in it (``PRAGMA user_version``)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from desktop.core.sqlite_schema import Migration, apply_steps, schema_version
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "DocStoreError", "Migration", "migrate",
+           "schema_version"]
 
 
 class DocStoreError(Exception):
@@ -92,36 +97,18 @@ def _v1_collections_files_chunks(conn: sqlite3.Connection) -> None:
         )""")
 
 
-Migration = Callable[[sqlite3.Connection], None]
-
 #: Step *n* (counting from 1) takes a database from version n-1 to version n. Append only.
 MIGRATIONS: tuple[Migration, ...] = (_v1_collections_files_chunks,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version recorded in the database (0 for a new, empty one)."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
-    """Apply the missing steps of *migrations*; return the version reached.
+    """Apply the missing steps of *migrations*; return the version reached (see
+    :func:`desktop.core.sqlite_schema.apply_steps`)."""
+    return apply_steps(conn, migrations, len(migrations), _newer)
 
-    Each step runs in its own transaction with the version bump, so a failing step leaves the
-    database at the last version that worked. *conn* must be in autocommit mode.
-    """
-    version = schema_version(conn)
-    if version > len(migrations):
-        raise DocStoreError(
-            f"The document index was made by a newer version of NoMoat (schema {version}; this "
-            f"version knows up to {len(migrations)}). Update NoMoat to open it.")
-    for number in range(version + 1, len(migrations) + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            migrations[number - 1](conn)
-            conn.execute(f"PRAGMA user_version = {int(number)}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return schema_version(conn)
+
+def _newer(version: int, known: int) -> DocStoreError:
+    return DocStoreError(
+        f"The document index was made by a newer version of NoMoat (schema {version}; this "
+        f"version knows up to {known}). Update NoMoat to open it.")
