@@ -30,6 +30,8 @@ from desktop.core.library import starter_model_path  # noqa: E402
 WORKER = r"""
 import json, os, signal, subprocess, sys, time
 import llama_cpp
+from desktop.engine import amx  # noqa: E402
+amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
 from llama_cpp import _internals as internals
 
 @llama_cpp.llama_log_callback

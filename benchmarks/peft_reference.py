@@ -85,6 +85,8 @@ def reference(work: Path, model_path: Path, seed: int, rank: int, alpha: float,
 # -- NoMoat's part (llama.cpp) ---------------------------------------------------------------------
 def llama_top1(model_path: Path, sequences: list[list[int]], lora: Path | None) -> list[list[int]]:
     import llama_cpp
+    from desktop.engine import amx
+    amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
     import numpy as np
 
     llm = llama_cpp.Llama(str(model_path), n_ctx=512, n_batch=512, logits_all=True, n_threads=1,
@@ -126,6 +128,8 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     import llama_cpp
+    from desktop.engine import amx
+    amx.keep_out()  # the engine's loading (see desktop/engine/amx.py)
 
     from desktop.core import peft
     from desktop.core.gguf_info import read_gguf
