@@ -48,7 +48,7 @@ from desktop.core.docs.parsing import read_document  # noqa: E402
 from desktop.core.docs.search import CANDIDATES, fts_query, search  # noqa: E402
 from desktop.core.docs.store import DocStore  # noqa: E402
 from desktop.core.docs.vectors import embed_texts, nearest  # noqa: E402
-from desktop.core.library import import_model  # noqa: E402
+from desktop.core.library_changes import import_model  # noqa: E402
 from desktop.engine import amx  # noqa: E402
 
 # The most frequent English words lead the word list, so generated text has English's mix of

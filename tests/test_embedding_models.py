@@ -28,7 +28,8 @@ from desktop.client.api import EngineError
 from desktop.client.process import EngineSupervisor
 from desktop.core.catalog import bundled_catalog, parse_entry
 from desktop.core.gguf_info import read_gguf
-from desktop.core.library import InstalledModel, import_model, installed_models, memory_fit
+from desktop.core.library import InstalledModel, installed_models, memory_fit
+from desktop.core.library_changes import import_model
 from desktop.core.memory import EMBEDDING_CONTEXT, estimate_embedding_memory
 
 CHAT = "smollm2-135m-instruct"

@@ -25,7 +25,7 @@ from pytestqt.exceptions import TimeoutError as WaitTimeout
 
 from desktop.client.api import EngineClient
 from desktop.core.chats import Source
-from desktop.core.library import import_model
+from desktop.core.library_changes import import_model
 from desktop.ui.docs_controller import NO_MODEL
 from desktop.ui.models.installed import STATUS_COLUMN
 from desktop.ui.views.catalog_page import EMBEDDING_LABEL

@@ -24,15 +24,14 @@ from desktop.core.library import (
     LibraryError,
     UnknownModel,
     find_model,
-    import_model,
     installed_models,
     memory_fit,
     model_id_for,
     models_folder,
     record_checksum,
-    remove_model,
     resolve_model,
 )
+from desktop.core.library_changes import import_model, remove_model
 from desktop.core.memory import FITS, WONT_FIT
 from desktop.core.paths import get_paths
 from desktop.core.settings import Settings, save_settings

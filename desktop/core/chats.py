@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from desktop.core.chat_export import export_json, export_markdown
 from desktop.core.chat_records import (
@@ -36,7 +34,7 @@ from desktop.core.chat_records import (
     title_from_message,
 )
 from desktop.core.chat_schema import ChatStoreError, migrate
-from desktop.core.paths import get_paths
+from desktop.core.sqlite_store import SqliteStore
 from desktop.core.tool_calls import (
     CallState,
     ToolCall,
@@ -94,7 +92,7 @@ def _stop_unfinished_calls(conn: sqlite3.Connection) -> None:
                      (steps_to_text(steps), row["id"]))
 
 
-class ChatStore:
+class ChatStore(SqliteStore):
     """Conversations and their messages in one SQLite database; safe to call from any thread.
 
     Use ``with ChatStore() as store:`` or ``store = ChatStore().open()`` … ``store.close()``.
@@ -102,80 +100,23 @@ class ChatStore:
     seconds since the epoch (tests pass their own).
     """
 
+    FILE_NAME = DATABASE_NAME
+    WHAT = "conversation database"
+    Error = ChatStoreError
+
     def __init__(self, path: str | Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path) if path is not None else get_paths().chats / DATABASE_NAME
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        super().__init__(path, clock)
         #: How many replies were found cut off (left "streaming") when the store was opened.
         self.recovered = 0
 
-    # -- lifetime ----------------------------------------------------------------------------
-    def open(self) -> Self:
-        """Open (creating or migrating) the database; mark replies cut off by a crash stopped."""
-        with self._lock:
-            if self._conn is not None:
-                return self
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode = WAL")
-                # With WAL, NORMAL keeps every commit across a crash of the app; only a power
-                # cut can cost the last commits.
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.create_function("nomoat_fold", 1, _fold, deterministic=True)
-                migrate(conn)
-                _stop_unfinished_calls(conn)
-                self.recovered = conn.execute(
-                    "UPDATE messages SET state = 'stopped' WHERE state = 'streaming'").rowcount
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise ChatStoreError(
-                    f"The conversation database {self.path} cannot be opened ({exc}). If it is "
-                    "damaged, move it elsewhere and NoMoat will start a new one.") from exc
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-            return self
-
-    def close(self) -> None:
-        """Close the database; calling it again does nothing."""
-        with self._lock:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                conn.close()
-
-    def __enter__(self) -> Self:
-        return self.open()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._require()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def _require(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise ChatStoreError("The conversation store is closed; open it first.")
-        return self._conn
-
-    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._require().execute(sql, params).fetchall()
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Migrate; mark replies cut off by a crash (and their unfinished calls) stopped."""
+        conn.create_function("nomoat_fold", 1, _fold, deterministic=True)
+        migrate(conn)
+        _stop_unfinished_calls(conn)
+        self.recovered = conn.execute(
+            "UPDATE messages SET state = 'stopped' WHERE state = 'streaming'").rowcount
 
     # -- conversations -----------------------------------------------------------------------
     def create_conversation(self, title: str = DEFAULT_TITLE, *, system_prompt: str = "",

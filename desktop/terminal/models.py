@@ -212,7 +212,8 @@ def files(args: argparse.Namespace) -> int:
 
 
 def remove(args: argparse.Namespace) -> int:
-    from desktop.core.library import LibraryError, UnknownModel, remove_model
+    from desktop.core.library import LibraryError, UnknownModel
+    from desktop.core.library_changes import remove_model
 
     try:
         model = remove_model(args.model)
@@ -224,7 +225,8 @@ def remove(args: argparse.Namespace) -> int:
 
 
 def import_(args: argparse.Namespace) -> int:
-    from desktop.core.library import LibraryError, import_model
+    from desktop.core.library import LibraryError
+    from desktop.core.library_changes import import_model
 
     try:
         model = import_model(args.path, copy=not args.in_place)

@@ -28,7 +28,8 @@ from desktop.core.catalog import Catalog, CatalogEntry, load_catalog
 from desktop.core.downloads import DownloadEvent, State, destination
 from desktop.core.gguf_info import EMBEDDING
 from desktop.core.hub import GgufFile, HubModel, Sort, list_gguf_files, search_models
-from desktop.core.library import InstalledModel, import_model, installed_models, remove_model
+from desktop.core.library import InstalledModel, installed_models
+from desktop.core.library_changes import import_model, remove_model
 from desktop.core.memory import (
     BYTES_PER_VOCAB_TOKEN,
     DEFAULT_CONTEXT,
