@@ -280,7 +280,7 @@ def test_broken_agent_requests_never_take_the_engine_down(server: Served) -> Non
         model=MODEL, messages=[{"role": "user", "content": "Weather in Oslo?"}], max_tokens=40,
         tools=[{"type": "function", "function": {"name": "get_city",
                                                  "parameters": GOOD_PARAMS}}],
-        tool_choice="required")
+        tool_choice="required", temperature=0)  # greedy: sampled, the small model may write ""
     assert json.loads(reply.choices[0].message.tool_calls[0].function.arguments)["city"]
     status = httpx.get(base + "/nomoat/status", timeout=10).json()
     assert status["busy"] == 0 and status["queued"] == 0
