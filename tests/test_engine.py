@@ -47,6 +47,16 @@ def test_control_routes_need_the_launch_token(engine) -> None:
     assert status["memory_bytes"] > 50_000_000
 
 
+def test_the_loaded_model_says_its_context_in_the_model_list(engine) -> None:
+    # As OpenRouter and others do: a client fits its prompts to it (the window does, for a
+    # server elsewhere).
+    client = engine.client
+    listed = {m["id"]: m for m in client.models()}
+    context = client.status()["model"]["context_per_slot"]
+    assert listed["smollm2-135m-instruct"]["context_length"] == context > 0
+    assert all("context_length" not in m for m in listed.values() if not m["loaded"])
+
+
 def test_disconnect_mid_stream_stops_generation(engine) -> None:
     with private(engine) as http:
         with http.stream("POST", "/v1/chat/completions",

@@ -417,6 +417,10 @@ def test_chat_can_use_a_remote_openai_compatible_server(qtbot, app, starter, tmp
         served = [picker.itemData(i) for i in range(picker.count())]
         assert sorted(served) == ["far-bread", "smollm2-135m-instruct"]
         assert picker.itemText(served.index("far-bread")) == "far-bread (remote)"
+        # The context it says its loaded model has is what documents' passages are fitted to.
+        listed = {m["id"]: m for m in httpx.get(f"{far.base_url}/models").json()["data"]}
+        assert app.engine.context_for("far-bread") == listed["far-bread"]["context_length"] > 0
+        assert app.engine.context_for("smollm2-135m-instruct") is None  # not loaded there
         picker.setCurrentIndex(served.index("far-bread"))
         picker.activated.emit(served.index("far-bread"))
         assert app.chat.model == "far-bread"

@@ -226,14 +226,29 @@ def test_a_collection_answers_in_the_chat_with_its_sources_saved_and_exported(
     # chat template takes that), under the chat's own system prompt.
     pick(app, "Notes")
     app.window.chat_page.system_prompt.setPlainText("Answer in one sentence.")
-    at_start: list[Any] = []  # the reply's row as saved when it began (what a crash keeps)
+    # The question and the reply's row are shown before the search (a first search may wait
+    # for the embedding model), then the sources are saved with the row before any text.
+    events: list[Any] = []
     app.chat.replyStarted.connect(
-        lambda conversation, messages: at_start.append(app.store.message(messages[-1].id)))
+        lambda conversation, messages: events.append(("started", messages[-2].content,
+                                                      messages[-1])))
+    app.chat.replySearching.connect(lambda names: events.append(("searching", names)))
+    app.chat.replySources.connect(
+        lambda reply_id, sources: events.append(
+            ("sources", app.store.message(reply_id).sources,
+             app.window.chat_page.reply.sources.header.text())))
+    app.chat.replyText.connect(lambda text: events.append(("text",)))
     message = ask(qtbot, app)
     assert message.state == "complete", message.error
     assert message.sources and Path(message.sources[0].path) == notes / "bread.md"
     assert "buckwheat honey" in message.sources[0].snippet
-    assert at_start[0].state == "streaming" and at_start[0].sources == message.sources
+    assert [e[0] for e in events[:3]] == ["started", "searching", "sources"]
+    assert events[0][1] == QUESTION
+    assert events[0][2].state == "streaming" and events[0][2].sources == ()
+    assert events[1][1] == ["Notes"]
+    assert events[2][1] == message.sources  # saved while streaming: a crash keeps them
+    assert events[2][2] == f"Sources ({len(message.sources)})"
+    assert all(e[0] == "text" for e in events[3:])
     prompt = sent[-1]
     assert prompt[0] == {"role": "system", "content": "Answer in one sentence."}
     assert prompt[-1]["role"] == "user" and prompt[-1]["content"].endswith(
@@ -519,3 +534,34 @@ def test_the_documents_page_and_button_by_keyboard(qtbot, app, tmp_path, monkeyp
     page.tools_button.setFocus()
     qtbot.keyClick(page.tools_button, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is page.docs_button
+
+
+def test_the_embedding_model_for_new_collections_is_chosen_in_settings(
+        qtbot, app, minilm, minilm_gguf, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from desktop.core.settings import load_settings
+
+    # A second embedding model (the same weights under another name) to choose between.
+    other = tmp_path / "minilm-twin.gguf"
+    shutil.copyfile(minilm_gguf, other)
+    twin = import_model(other, copy=False).id
+    app.models_page.refresh_library()
+    settings = app.settings_page
+    box = settings.embedding_model
+    qtbot.waitUntil(lambda: box.findData(twin) >= 0, timeout=10_000)
+    assert box.itemData(0) is None and box.findData(minilm) >= 0
+    assert box.findData("smollm2-135m-instruct") < 0
+    # The default model is a chat model: the embedding models are not offered there.
+    assert settings.default_model.findData(minilm) < 0
+    assert settings.default_model.findData("smollm2-135m-instruct") >= 0
+    box.setCurrentIndex(box.findData(twin))
+    box.activated.emit(box.currentIndex())
+    with qtbot.waitSignal(settings.saved, timeout=10_000):
+        settings.flush()
+    assert load_settings().docs_embedding_model == twin
+
+    card = new_collection(qtbot, app, monkeypatch, "Twins")
+    add_folder(qtbot, monkeypatch, card, write_notes(tmp_path / "notes"))
+    wait_indexed(qtbot, app, card)
+    assert card.facts.text().endswith(f"embedding model {twin}")

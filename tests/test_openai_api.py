@@ -18,6 +18,23 @@ def test_models_list_has_the_starter(served) -> None:
     assert MODEL in ids
 
 
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"id": "a", "context_length": 8192}, 8192),  # NoMoat, OpenRouter
+    ({"id": "a", "max_model_len": 32768}, 32768),  # vLLM
+    ({"id": "a", "loaded_context_length": 4096, "max_context_length": 131072}, 4096),  # LM Studio
+    ({"id": "a", "meta": {"n_ctx_train": 2048}}, 2048),  # llama.cpp's server
+    ({"id": "a"}, None),
+    ({"id": "a", "context_length": "8k"}, None),
+    ({"id": "a", "context_length": True}, None),
+    ({"id": "a", "context_length": -1, "max_model_len": 1024}, 1024),
+    ({"id": "a", "meta": "n_ctx"}, None),
+])
+def test_the_context_servers_state_for_their_models(entry, expected) -> None:
+    from desktop.client.api import context_length
+
+    assert context_length(entry) == expected
+
+
 def test_chat_not_streamed(served) -> None:
     reply = served.client().chat.completions.create(model=MODEL, messages=HELLO, max_tokens=24,
                                                     seed=7, temperature=0)

@@ -204,3 +204,22 @@ class EngineClient:
             # The connection broke mid-reply. The user needs to know that the engine went away
             # (the supervisor says why, from its exit status), not the transport's exception.
             raise EngineError(f"The {self.name} stopped while answering.") from exc
+
+
+# Where OpenAI-compatible servers say, in a /v1/models entry, how many tokens a request may use:
+# NoMoat's engine and OpenRouter ("context_length"), LM Studio ("loaded_context_length",
+# "max_context_length"), vLLM ("max_model_len"), llama.cpp's server (meta.n_ctx_train, the
+# model's trained length, used only when nothing else is said).
+_CONTEXT_KEYS = ("context_length", "loaded_context_length", "max_model_len", "context_window",
+                 "max_context_length")
+
+
+def context_length(entry: dict[str, Any]) -> int | None:
+    """The context a model of a server's /v1/models list has, in tokens, if the entry says."""
+    meta = entry.get("meta")
+    for value in (*(entry.get(key) for key in _CONTEXT_KEYS),
+                  meta.get("n_ctx") if isinstance(meta, dict) else None,
+                  meta.get("n_ctx_train") if isinstance(meta, dict) else None):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 24:
+            return value
+    return None

@@ -305,6 +305,14 @@ class ChatStore(SqliteStore):
                          (sources_to_text(sources), reply.id))
             return self._message(conn, reply.id)
 
+    def set_sources(self, message_id: int, sources: Sequence[Source]) -> bool:
+        """Give a streaming reply the passages it answers from (found once it was begun).
+        False, changing nothing, if the reply is gone or already finished."""
+        with self._write() as conn:
+            return bool(conn.execute(
+                "UPDATE messages SET sources = ? WHERE id = ? AND state = 'streaming'",
+                (sources_to_text(sources), message_id)).rowcount)
+
     def update_reply(self, message_id: int, content: str, thinking: str = "",
                      tool_steps: Sequence[ToolStep] | None = None) -> bool:
         """Save the text (and thinking, and tool calls) a streaming reply has so far (cheap: one

@@ -248,7 +248,10 @@ class Engine:
         entries = []
         seen = set()
         if loaded is not None:
-            entries.append(self._model_entry(loaded.id, int(loaded.loaded_at), True))
+            entry = self._model_entry(loaded.id, int(loaded.loaded_at), True)
+            # What one request may use (other programs fit their prompts to it).
+            entry["context_length"] = loaded.n_ctx
+            entries.append(entry)
             seen.add(loaded.id)
         for model in installed_models():
             if model.id not in seen:

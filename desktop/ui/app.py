@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from desktop import __version__
-from desktop.client.api import EngineClient
+from desktop.client.api import EngineClient, context_length
 from desktop.core.chats import ChatStore, ChatStoreError
 from desktop.core.datafolder import move_waiting, open_data_folder
 from desktop.core.downloads import DownloadOptions
@@ -399,8 +399,11 @@ class DesktopApp(QObject):
     def _remote_models(self, client: EngineClient, found: list[dict[str, Any]]) -> None:
         if client is not self.engine.remote:
             return  # switched again meanwhile
-        ids = [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")
-               and m.get("kind", "chat") == "chat"]  # another NoMoat lists its embedders too
+        chat = [m for m in found if isinstance(m, dict) and m.get("id")
+                and m.get("kind", "chat") == "chat"]  # another NoMoat lists its embedders too
+        ids = [str(m["id"]) for m in chat]
+        self.engine.remote_contexts = {str(m["id"]): n for m in chat
+                                       if (n := context_length(m)) is not None}
         model = self.chat.model if self.chat.model in ids else (ids[0] if ids else None)
         self._switch_chat_model(model, [(i, f"{i} (remote)") for i in ids])
         if model is not None:

@@ -118,6 +118,8 @@ class Turn:
 class _TurnSignals(QObject):
     ready = Signal(object, object)  # conversation, messages shown before the reply
     note = Signal(str)  # a tool server that could not be used, in words
+    searching = Signal(object)  # list[str]: the collections being searched for the reply
+    sources = Signal(int, object)  # reply id, tuple[Source, ...]: the passages it is given
     remember = Signal(str, str)  # server, tool: the user said "always" for it
     finished = Signal(object, object)  # final reply Message, dropped-message count
     failed = Signal(object, str)  # reply Message or None, message
@@ -133,6 +135,8 @@ class ChatController(QObject):
     replyThinking = Signal(str)  # new thinking for the streaming reply
     replyThought = Signal(float)  # the thinking ended after this many seconds; the answer begins
     replySteps = Signal(object)  # list[ToolStep]: the reply's tool calls, each time they change
+    replySearching = Signal(object)  # list[str]: the reply waits for these collections' search
+    replySources = Signal(int, object)  # reply id, tuple[Source, ...]: the passages it was given
     toolsChanged = Signal(object)  # list[str]: the servers whose tools the open chat may use
     docsChanged = Signal(object)  # list[str]: the collections the open chat answers from
     toolNote = Signal(str)  # what the user should know of its tools or documents (in words)
@@ -174,6 +178,8 @@ class ChatController(QObject):
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._signals.note.connect(self.toolNote)
+        self._signals.searching.connect(self.replySearching)
+        self._signals.sources.connect(self.replySources)
         self._signals.remember.connect(self._remember_tool)
 
     @property
@@ -308,9 +314,8 @@ class ChatController(QObject):
         turn.tool_choice = self.tool_choice
         turn.tool_rounds = self.tool_rounds
         turn.docs = list(self.docs)
-        # A server elsewhere does not say its context: a common one is assumed.
-        model = (self.engine.status.get("model") or {}) if self.engine.remote is None else {}
-        turn.context = int(model.get("context_per_slot") or 4096)
+        # Where a server elsewhere does not say its context, a common one is assumed.
+        turn.context = int(self.engine.context_for(turn.model) or 4096)
         self.turn = turn
         self.busyChanged.emit(True)
         self.workers.submit(self._run_turn, turn, self._signals)
@@ -346,10 +351,16 @@ class ChatController(QObject):
             history: list[dict[str, Any]] = [
                 chat for m in store.messages(cid) if m.role != "system" and m.has_content
                 for chat in m.as_chat_messages()]
-            found = self._find_sources(turn, history)
-            reply = store.begin_reply(cid, turn.model, turn.sampling, found.sources)
+            # The reply is shown (empty, streaming) before the documents are searched: a first
+            # search may wait for the embedding model to load.
+            reply = store.begin_reply(cid, turn.model, turn.sampling)
             turn.reply_id = reply.id
             signals.ready.emit(conversation, store.messages(cid))
+            found = self._find_sources(turn, history)
+            if turn.docs:
+                if found.sources:
+                    store.set_sources(reply.id, found.sources)
+                signals.sources.emit(reply.id, tuple(found.sources))
             writer = ReplyWriter(store, reply.id)
             system = ([{"role": "system", "content": conversation.system_prompt}]
                       if conversation.system_prompt else [])
@@ -398,6 +409,7 @@ class ChatController(QObject):
         search = self.search_documents
         if not turn.docs or search is None:
             return DocsFound()
+        self._signals.searching.emit(list(turn.docs))
         found = search(list(turn.docs), question_of(history), turn.context)
         if found.note:
             self._signals.note.emit(found.note)

@@ -27,6 +27,7 @@ class EngineController(QObject):
         self.message = ""
         self.status: dict[str, Any] = {}
         self.remote: EngineClient | None = None
+        self.remote_contexts: dict[str, int] = {}  # model id → context, as the server says
         self._supervisor = EngineSupervisor(on_event=self._event.emit)
         self._event.connect(self._on_event)
         self._poll = QTimer(self)
@@ -99,6 +100,15 @@ class EngineController(QObject):
         if self.remote is not None:
             self.remote.close()
         self.remote = EngineClient(base_url, api_key, name="server") if base_url else None
+        self.remote_contexts = {}
+
+    def context_for(self, model: str | None) -> int | None:
+        """The context a reply with *model* has, in tokens, where it is known: the loaded
+        model's here, or what the server elsewhere said of it."""
+        if self.remote is not None:
+            return self.remote_contexts.get(model or "")
+        loaded = self.status.get("model") or {}
+        return loaded.get("context_per_slot")
 
     def load_model(self, model: str, settings: dict[str, Any],
                    on_done: Callable[[Any], None] | None = None,

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLab
                                QMenu, QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
                                QVBoxLayout, QWidget)
 
+from desktop.core.chat_records import Source
 from desktop.core.chats import Conversation, Message
 from desktop.core.tool_calls import Decision, ToolStep
 from desktop.ui.chat_controller import ChatController, Turn
@@ -184,6 +185,8 @@ class ChatPage(QWidget):
         chat.replyThinking.connect(self._reply_thinking)
         chat.replyThought.connect(self._reply_thought)
         chat.replySteps.connect(self._reply_steps)
+        chat.replySearching.connect(self._reply_searching)
+        chat.replySources.connect(self._reply_sources)
         chat.toolsChanged.connect(self._tools_changed)
         chat.toolNote.connect(self._tool_note)
         chat.replyFinished.connect(self._reply_finished)
@@ -263,6 +266,15 @@ class ChatPage(QWidget):
             if len(steps) != len(self.reply.steps):
                 self._held.clear()
             self.reply.set_steps(steps)
+
+    def _reply_searching(self, names: list[str]) -> None:
+        if self.reply is not None:
+            self.reply.note.setText(f"Searching {', '.join(names)}…")
+
+    def _reply_sources(self, reply_id: int, sources: tuple[Source, ...]) -> None:
+        if self.reply is not None and self.reply.message_id == reply_id:
+            self.reply.set_sources(sources)
+            self.reply.set_state("streaming")
 
     def _decide(self, call_id: str, decision: str) -> None:
         self.chat.decide(call_id, Decision(decision))

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from desktop.core import datafolder
 from desktop.core.catalog import Catalog, load_catalog
 from desktop.core.datafolder import DataFolderError
+from desktop.core.gguf_info import CHAT, EMBEDDING
 from desktop.core.library import InstalledModel, models_folder
 from desktop.core.paths import get_paths
 from desktop.core.settings import THEMES, Settings, load_settings, save_settings
@@ -195,6 +196,18 @@ class SettingsPage(QWidget):
             self.default_model.setCurrentIndex(1)
         self.default_model.activated.connect(self._default_model)
         form.addRow("Default model", self.default_model)
+        self.embedding_model = QComboBox()
+        self.embedding_model.setAccessibleName("Embedding model for documents")
+        self.embedding_model.setToolTip(
+            "New document collections are indexed with this model; a collection keeps the "
+            "model it was indexed with.")
+        self.embedding_model.addItem("The first installed embedding model", None)
+        if settings.docs_embedding_model:
+            self.embedding_model.addItem(settings.docs_embedding_model,
+                                         settings.docs_embedding_model)
+            self.embedding_model.setCurrentIndex(1)
+        self.embedding_model.activated.connect(self._embedding_model)
+        form.addRow("Embedding model (documents)", self.embedding_model)
         row = QHBoxLayout()
         self.catalog_url = QLineEdit(settings.catalog_url or "")
         self.catalog_url.setAccessibleName("Catalog address")
@@ -347,6 +360,9 @@ class SettingsPage(QWidget):
     def _default_model(self, _index: int = 0) -> None:
         self._save("default_model", self.default_model.currentData())
 
+    def _embedding_model(self, _index: int = 0) -> None:
+        self._save("docs_embedding_model", self.embedding_model.currentData())
+
     def _take_catalog_url(self) -> tuple[bool, bool]:
         """Check the address typed in and keep it if it is good: (good, changed)."""
         url = self.catalog_url.text().strip()
@@ -363,16 +379,20 @@ class SettingsPage(QWidget):
             self.fetch_catalog()  # a new address: show what it holds now
 
     def set_models(self, models: list[InstalledModel]) -> None:
-        """The installed models the default model is chosen from."""
-        current = self.settings.default_model
-        self.default_model.clear()
-        self.default_model.addItem("The first installed model", None)
-        for model in models:
-            if model.loadable:
-                self.default_model.addItem(model.name, model.id)
-        if current and self.default_model.findData(current) < 0:
-            self.default_model.addItem(f"{current} (not installed)", current)
-        self.default_model.setCurrentIndex(max(0, self.default_model.findData(current)))
+        """The installed models the default chat model and the documents' embedding model
+        are chosen from."""
+        for box, kind, current in (
+                (self.default_model, CHAT, self.settings.default_model),
+                (self.embedding_model, EMBEDDING, self.settings.docs_embedding_model)):
+            first = box.itemText(0)
+            box.clear()
+            box.addItem(first, None)
+            for model in models:
+                if model.loadable and model.kind == kind:
+                    box.addItem(model.name, model.id)
+            if current and box.findData(current) < 0:
+                box.addItem(f"{current} (not installed)", current)
+            box.setCurrentIndex(max(0, box.findData(current)))
 
     def fetch_catalog(self) -> None:
         """Fetch the catalog at the address now (in a worker) and say how it went."""
