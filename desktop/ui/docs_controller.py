@@ -6,7 +6,9 @@ Nothing here touches SQLite or the engine on the GUI thread: reads and changes g
 by a long task on the pool, which reports its progress through a signal carrying plain data.
 Embeddings come from the local engine, which loads the embedding model beside the chat model.
 When NoMoat starts, every collection is brought up to date (what changed while it was closed;
-an indexing cut short goes on where it was); nothing is indexed without an embedding model.
+an indexing cut short goes on where it was); while it runs, what changes in the collections'
+folders is indexed by itself (desktop.ui.docs_watcher notices it). Nothing is indexed without
+an embedding model.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from desktop.core.docs.vectors import Embed, EmbeddingError
 from desktop.core.gguf_info import EMBEDDING
 from desktop.core.library import InstalledModel
 from desktop.ui.chat_docs import DocsFound, search_documents
+from desktop.ui.docs_watcher import DocsWatcher, WatchTiming
 from desktop.ui.engine import EngineController
 from desktop.ui.workers import Workers
 
@@ -90,7 +93,7 @@ class DocsController(QObject):
 
     def __init__(self, engine: EngineController, workers: Workers,
                  wanted_model: Callable[[], str | None] = lambda: None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, watch_timing: WatchTiming | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
         self.workers = workers
@@ -106,7 +109,14 @@ class DocsController(QObject):
         self._read_ticket = 0
         self._caught_up = False  # whether the start-up check of every collection was asked
         self._closed = False
+        # Cancelled by the user, or failed: not indexed again by themselves (Index again is).
+        self._held: set[int] = set()
+        self._again: set[int] = set()  # asked to index while being indexed: once more after
         self._progress.connect(self._on_progress)
+        self.watcher = DocsWatcher(workers, lambda: self.store, self._may_look, watch_timing,
+                                   parent=self)
+        self.watcher.changed.connect(self._changed_on_disk)
+        self.watcher.problem.connect(self._look_failed)
         engine.stateChanged.connect(lambda *_: self._next())
 
     # -- opening and reading ---------------------------------------------------------------------
@@ -139,7 +149,9 @@ class DocsController(QObject):
             return  # a newer read is on its way
         self.collections = infos
         self.read = True
+        self._held &= {info.id for info in infos}
         self.collectionsChanged.emit(list(infos))
+        self.watcher.set_collections({info.id: info.collection.roots for info in infos})
         self._catch_up()
 
     def set_models(self, models: Sequence[InstalledModel]) -> None:
@@ -228,8 +240,12 @@ class DocsController(QObject):
     # -- indexing --------------------------------------------------------------------------------
     def index(self, collection_id: int) -> None:
         """Bring a collection up to date (only what changed is read again), now or after the
-        ones before it."""
-        if collection_id in self.waiting or self.indexing == collection_id:
+        ones before it; asked while it is being indexed, once more after that."""
+        self._held.discard(collection_id)
+        if self.indexing == collection_id:
+            self._again.add(collection_id)
+            return
+        if collection_id in self.waiting:
             return
         self.waiting.append(collection_id)
         self.indexingChanged.emit()
@@ -257,11 +273,32 @@ class DocsController(QObject):
     def cancel(self, collection_id: int) -> None:
         """Stop indexing a collection (after the batch under way), or take it off the queue;
         what was indexed stays, and Index again goes on from there."""
+        self._again.discard(collection_id)
         if collection_id in self.waiting:
             self.waiting.remove(collection_id)
+            self._held.add(collection_id)
             self.indexingChanged.emit()
         if self._run is not None and self._run.collection_id == collection_id:
+            self._held.add(collection_id)
             self._run.indexer.cancel()
+
+    # -- changes on disk -------------------------------------------------------------------------
+    def _may_look(self, collection_id: int) -> bool:
+        """Whether the watcher may look for changes in a collection now: not while it is
+        indexed or waits for it (it looks once that ends), nor when it could not be indexed."""
+        return (not self._closed and self.store is not None and self.models is not None
+                and not self.model_problem() and self.indexing != collection_id
+                and collection_id not in self.waiting and collection_id not in self._held)
+
+    def _changed_on_disk(self, collection_id: int) -> None:
+        if self._may_look(collection_id):  # still: the user may have cancelled meanwhile
+            self.index(collection_id)
+
+    def _look_failed(self, collection_id: int, reason: str) -> None:
+        info = self.info(collection_id)
+        if info is not None:
+            self.message.emit(f"Changes in the folders of {info.name} could not be looked for "
+                              f"({reason}); they are looked for again in a few minutes.")
 
     def _catch_up(self) -> None:
         """Once, when the index, the library and the collections are known: bring every
@@ -330,16 +367,24 @@ class DocsController(QObject):
             self.progress = progress
             self.progressChanged.emit(progress)
 
-    def _ended(self) -> None:
+    def _ended(self, collection_id: int, stopped: bool) -> None:
+        """An indexing ended: a collection asked for meanwhile goes on the queue again, one
+        cancelled or failed is left alone, and the watcher looks for what changed meanwhile."""
         self._run = None
         self.progress = None
+        if collection_id in self._again:
+            self._again.discard(collection_id)
+            self.waiting.append(collection_id)
+        elif stopped:
+            self._held.add(collection_id)
         self.indexingChanged.emit()
         self.refresh()
+        self.watcher.after_pass(collection_id)
         self._next()
 
     def _indexed(self, report: IndexReport) -> None:
         info = self.info(report.collection_id)
-        self._ended()
+        self._ended(report.collection_id, report.cancelled)
         name = info.name if info is not None else "the collection"
         if report.missing_roots:
             self.message.emit(f"Some folders of {name} are not there now ("
@@ -351,7 +396,7 @@ class DocsController(QObject):
 
     def _failed(self, collection_id: int, exc: Exception) -> None:
         info = self.info(collection_id)
-        self._ended()
+        self._ended(collection_id, stopped=True)
         if isinstance(exc, CollectionNotFound) or info is None:
             return  # deleted while it was being indexed
         self.message.emit(f"Indexing {info.name} stopped: {exc} What was indexed is kept; "
@@ -366,8 +411,9 @@ class DocsController(QObject):
     # -- quitting --------------------------------------------------------------------------------
     def stop(self) -> None:
         """At quit, before the workers are waited for: the indexing under way ends after its
-        batch, and nothing else starts."""
+        batch, nothing else starts, and nothing is watched any more."""
         self._closed = True
+        self.watcher.stop()
         self.waiting.clear()
         if self._run is not None:
             self._run.indexer.cancel()

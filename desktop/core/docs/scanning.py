@@ -46,10 +46,12 @@ class FoundFile:
 
 @dataclass
 class Scan:
-    """What a walk of the roots found: files, roots that are not there, folders that could not
-    be listed (path -> reason), and whether it stopped at :data:`MAX_FILES`."""
+    """What a walk of the roots found: files, the folders walked, roots that are not there,
+    folders that could not be listed (path -> reason), and whether it stopped at
+    :data:`MAX_FILES`."""
 
     files: dict[str, FoundFile] = field(default_factory=dict)
+    folders: list[str] = field(default_factory=list)
     missing_roots: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     truncated: bool = False
@@ -64,12 +66,15 @@ def _found(path: str) -> FoundFile | None:
 
 
 def scan_roots(roots: Sequence[str], max_files: int = MAX_FILES,
-               checkpoint: Callable[[], None] | None = None) -> Scan:
+               checkpoint: Callable[[], None] | None = None,
+               skip: Sequence[str] = ()) -> Scan:
     """Walk *roots* (folders and files). Links to folders are not followed (they can loop).
 
     *checkpoint* is called every few hundred files (it may wait, or raise to stop the walk).
+    Folders under the roots whose paths are in *skip* are not entered.
     """
     scan = Scan()
+    skipped = frozenset(os.path.normpath(path) for path in skip)
 
     def add(path: str) -> bool:
         if len(scan.files) >= max_files:
@@ -96,8 +101,10 @@ def scan_roots(roots: Sequence[str], max_files: int = MAX_FILES,
             scan.errors[str(where)] = f"folder cannot be read ({error.strerror or error})"
 
         for folder, subfolders, names in os.walk(root, onerror=failed):
+            scan.folders.append(folder)
             subfolders[:] = sorted(d for d in subfolders
-                                   if d not in SKIPPED_FOLDERS and not d.startswith("."))
+                                   if d not in SKIPPED_FOLDERS and not d.startswith(".")
+                                   and os.path.normpath(os.path.join(folder, d)) not in skipped)
             for name in sorted(names):
                 if skipped_name(name):
                     continue
@@ -145,6 +152,23 @@ class Plan:
 
 def _under_any(path: str, roots: Sequence[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def looks_changed(known: Mapping[str, FileRecord], scan: Scan, skip: Sequence[str] = ()) -> bool:
+    """Whether indexing would find anything to do, judged by paths, sizes and times alone
+    (nothing is read): a file new, gone, or with another size or time than recorded. Paths
+    under *skip* do not count.
+    """
+    for path, found in scan.files.items():
+        record = known.get(path)
+        if record is None or (record.size, record.mtime_ns) != (found.size, found.mtime_ns):
+            if not _under_any(path, skip):
+                return True
+    if scan.truncated:
+        return False  # files not reached are kept as they are
+    kept = [*scan.missing_roots, *scan.errors, *skip]
+    return any(path not in scan.files and path not in scan.errors and not _under_any(path, kept)
+               for path in known)
 
 
 def plan_changes(known: Mapping[str, FileRecord], scan: Scan, model_id: str,
