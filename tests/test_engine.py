@@ -258,6 +258,7 @@ def _context_beyond_memory(starter: Path) -> int:
 
 def test_bad_model_files_get_a_message_and_the_engine_keeps_serving(engine, tmp_path,
                                                                      starter) -> None:
+    before = engine.client.status()["model"]
     for path, settings, message in _bad_files(tmp_path, starter):
         with pytest.raises(EngineError) as caught:
             engine.client.load(path, **settings)
@@ -265,6 +266,9 @@ def test_bad_model_files_get_a_message_and_the_engine_keeps_serving(engine, tmp_
         assert caught.value.status == 400
         status = engine.client.status()
         assert status["model"]["id"] == MODEL, path
+        # Loaded again as it was asked for: the threads it chose itself are still its choice.
+        assert status["model"]["threads_auto"] == before["threads_auto"], path
+        assert status["model"]["settings"] == before["settings"], path
         assert _ask(engine, "Say yes.")
     assert engine.client.health()["status"] == "ok"
 

@@ -103,6 +103,7 @@ class LoadedModel:
     embedder: Any = None
     governor: ThreadGovernor | None = None
     template_text: str = ""
+    requested: LoadSettings | None = None  # as asked: what is unset there was chosen here
 
     def __post_init__(self) -> None:
         self.vocab = self.weights.vocab
@@ -205,7 +206,8 @@ class ModelRunner:
             message = f"llama.cpp could not load {path.name}: {reason}"
             if previous is not None:
                 try:
-                    self.load(previous.id, previous.path, previous.settings)
+                    self.load(previous.id, previous.path,
+                              previous.requested or previous.settings)
                     self.adapters.restore(self.model, kept_adapters)
                     message += f" {previous.id} is loaded again."
                 except LoadError:
@@ -230,7 +232,7 @@ class ModelRunner:
                                  source, n_ctx=n_ctx, parallel=parallel,
                                  governor=ThreadGovernor(threads,
                                                          adaptive=settings.n_threads is None),
-                                 template_text=template)
+                                 template_text=template, requested=settings)
         self.scheduler.reset_slots(self.model)
         # Adapters that fit the new model (the same one with other settings) come back.
         self.adapters.restore(self.model, kept_adapters)

@@ -299,6 +299,8 @@ class Engine:
                 "settings": model.settings.to_dict(),
                 "context_per_slot": model.n_ctx,
                 "threads_now": None if model.governor is None else model.governor.threads,
+                # Whether the thread count follows the other programs' load (no count was set).
+                "threads_auto": model.governor is not None and model.governor.adaptive,
                 "other_programs_cpu": (None if model.governor is None
                                        else round(model.governor.others, 2)),
                 "loaded_at": model.loaded_at,
