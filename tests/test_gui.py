@@ -506,6 +506,9 @@ def test_a_model_that_fails_to_load_leaves_the_chat_on_the_one_it_had(qtbot, app
     assert "The chat goes on with smollm2-135m-instruct." in app.window.banner.text.text()
     assert app.chat.model == "smollm2-135m-instruct"
     assert picker.currentData() == "smollm2-135m-instruct"
+    # The chat took the model's own sampling settings back with it (no limit on the length):
+    # short greedy replies again, as the test set them.
+    app.chat.sampling = {"max_tokens": 24, "temperature": 0.0}
     message, _ = send(qtbot, app, "Are you still there?")
     assert message.state == "complete" and message.model_id == "smollm2-135m-instruct"
 
