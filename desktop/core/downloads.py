@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -69,6 +68,7 @@ from desktop.core.download_types import (
     shard_names,
     shard_position,
 )
+from desktop.core.part_files import continues_at, hash_prefix, locked_part, raise_for_status
 from desktop.core.paths import get_paths
 
 __all__ = [
@@ -465,11 +465,11 @@ class _Download:
         if urlsplit(remote.url).hostname != urlsplit(self.endpoint).hostname:
             headers.pop("authorization", None)  # a CDN address is signed; keep the token home
         timeout = httpx.Timeout(self.options.stall_timeout, connect=self.options.connect_timeout)
-        with _locked(remote.part) as part:
+        with locked_part(remote.part) as part:
             if not remote.note.exists():
                 self._write_note(remote)
             hasher = _hasher(remote)
-            offset = _hash_prefix(part, hasher, remote.done)
+            offset = hash_prefix(part, hasher, remote.done)
             if offset and remote.size is not None and offset >= remote.size:
                 self._verify(remote, hasher)  # complete before, but stopped before the check
                 return
@@ -485,8 +485,8 @@ class _Download:
                             # A signed CDN address may have expired: ask the hub for a new one.
                             raise _Retry(f"the download address was refused "
                                          f"({response.status_code})", refresh=True)
-                        _raise_for_status(response)
-                    if offset and not _continues_at(response, offset):
+                        raise_for_status(response)
+                    if offset and not continues_at(response, offset):
                         # The server sent the whole file (it ignored Range) or the wrong part:
                         # start the file over rather than splice mismatched bytes.
                         part.seek(0)
@@ -529,73 +529,11 @@ class _Download:
         remote.finished = True
 
 
-class _locked:
-    """Open a .part file for appending, locked so no other download writes into it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.handle: BinaryIO | None = None
-
-    def __enter__(self) -> BinaryIO:
-        self.handle = open(self.path, "a+b", buffering=0)
-        try:
-            _lock_file(self.handle)
-        except OSError:
-            self.handle.close()
-            raise AlreadyDownloading(f"{self.path.name[:-len(PART)]} is already being "
-                                     "downloaded (maybe by another NoMoat window).") from None
-        return self.handle
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.handle is not None
-        self.handle.close()
-
-
-def _lock_file(handle: BinaryIO) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
 def _hasher(remote: _Remote) -> Any:
     kind, _ = remote.checksum
     if kind == "git-sha1":
         return hashlib.sha1(b"blob %d\0" % (remote.size or 0))
     return hashlib.sha256()
-
-
-def _hash_prefix(part: BinaryIO, hasher: Any, length: int) -> int:
-    """Feed the bytes already on disk to *hasher*; return where the file continues."""
-    part.seek(0)
-    left = length
-    while left:
-        block = part.read(min(left, 8 * 1024 * 1024))
-        if not block:
-            break
-        hasher.update(block)
-        left -= len(block)
-    part.seek(length - left)
-    part.truncate()  # anything past the note's idea of the file is not trusted
-    return length - left
-
-
-def _continues_at(response: Any, offset: int) -> bool:
-    """Whether a response to ``Range: bytes=offset-`` really starts at *offset*."""
-    if response.status_code != 206:
-        return False
-    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-    return match is not None and int(match.group(1)) == offset
-
-
-def _raise_for_status(response: Any) -> None:
-    from huggingface_hub import hf_raise_for_status
-
-    hf_raise_for_status(response)
 
 
 def _write_all(part: BinaryIO, chunk: bytes, run: _Download, remote: _Remote) -> None:
