@@ -20,10 +20,11 @@ from test_gui_models import TOKEN, catalog_url, open_app, publish
 from desktop.core.chats import DATABASE_NAME, ChatStore
 from desktop.core.library import STARTER_ID
 from desktop.core.settings import load_settings, settings_path
+from desktop.ui.style import DARK
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the engine tests use POSIX signals")
 
-DARK_WINDOW = "#202124"  # apply_theme's dark window colour
+DARK_WINDOW = DARK.window  # the dark theme's window colour
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from desktop import __version__
@@ -22,6 +21,7 @@ from desktop.ui.chat_controller import ChatController
 from desktop.ui.docs_controller import DocsController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
+from desktop.ui.style import app_icon, apply_font_size, apply_theme
 from desktop.ui.tool_servers import ToolServers
 from desktop.ui.views.adapters import AdaptersPanel
 from desktop.ui.views.compare import ComparePage
@@ -32,77 +32,6 @@ from desktop.ui.views.server import ServerPage
 from desktop.ui.views.settings import SettingsPage, save_changes
 from desktop.ui.views.tools_page import ToolsPage
 from desktop.ui.workers import Workers
-
-
-def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = None) -> bool:
-    """Light, dark, or the system's (*scheme*, else the one the system has now); returns whether
-    the result is dark."""
-    app.setStyle("Fusion")
-    if theme == "system":
-        dark = (scheme or app.styleHints().colorScheme()) == Qt.ColorScheme.Dark
-    else:
-        dark = theme == "dark"
-    palette = QPalette()
-    if dark:
-        for role, color in ((QPalette.ColorRole.Window, "#202124"),
-                            (QPalette.ColorRole.WindowText, "#e8eaed"),
-                            (QPalette.ColorRole.Base, "#171717"),
-                            (QPalette.ColorRole.AlternateBase, "#2a2b2e"),
-                            (QPalette.ColorRole.Text, "#e8eaed"),
-                            (QPalette.ColorRole.Button, "#2d2e31"),
-                            (QPalette.ColorRole.ButtonText, "#e8eaed"),
-                            (QPalette.ColorRole.Highlight, "#3b82f6"),
-                            (QPalette.ColorRole.HighlightedText, "#ffffff"),
-                            (QPalette.ColorRole.Link, "#8ab4f8"),
-                            (QPalette.ColorRole.LinkVisited, "#c58af9"),
-                            (QPalette.ColorRole.ToolTipBase, "#2d2e31"),
-                            (QPalette.ColorRole.ToolTipText, "#e8eaed"),
-                            (QPalette.ColorRole.PlaceholderText, "#9aa0a6")):
-            palette.setColor(role, QColor(color))
-        # Disabled controls are dimmed, as in the light palette, or they look enabled.
-        for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
-                     QPalette.ColorRole.ButtonText):
-            palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6f75"))
-    else:
-        palette = app.style().standardPalette()
-        palette.setColor(QPalette.ColorRole.AlternateBase, QColor("#f3f4f6"))
-    app.setPalette(palette)
-    # Warnings and errors in colours that read well on the theme's background.
-    warning, error = ("#fbbf24", "#f87171") if dark else ("#b45309", "#b91c1c")
-    muted = "#a1a1aa" if dark else "#52525b"  # a reply's thinking, apart from its answer
-    app.setStyleSheet(  # the user's messages sit on AlternateBase, as their text does
-        "QFrame#userMessage { background: palette(alternate-base); border-radius: 8px; }"
-        "QFrame#assistantMessage { border: none; }"
-        # The chat's scroll bar moves with every line of a streaming reply: flat colours are
-        # cheap to paint, where the default style's gradients cost more than the text. Its
-        # background is painted whole, in the page's colour (ChatPage marks it opaque).
-        "QScrollArea#chatScroll QScrollBar:vertical { background: palette(window); width: 10px; }"
-        "QScrollArea#chatScroll QScrollBar::handle:vertical { background: palette(mid);"
-        " min-height: 32px; border-radius: 4px; margin: 1px; }"
-        "QScrollArea#chatScroll QScrollBar::add-line:vertical,"
-        " QScrollArea#chatScroll QScrollBar::sub-line:vertical { height: 0; }"
-        "QScrollArea#chatScroll QScrollBar::add-page:vertical,"
-        " QScrollArea#chatScroll QScrollBar::sub-page:vertical { background: none; }"
-        "QFrame#engineBanner { background: #b45309; color: white; }"
-        "QFrame#engineBanner QLabel { color: white; }"
-        "QLabel#chatNotice, QLabel#messageReason, QLabel[problem=\"true\"]"
-        f" {{ color: {warning}; }}"
-        f"QLabel#fieldError {{ color: {error}; }}"
-        "QLabel#chatTitle { font-weight: bold; }"
-        f"QLabel#thinkingText {{ color: {muted}; border-left: 2px solid palette(mid);"
-        " padding-left: 8px; }"
-        f"QToolButton#thinkingHeader {{ color: {muted}; }}")
-    return dark
-
-
-def apply_font_size(app: QApplication, points: int) -> None:
-    """Set the size of the app's text, in points; widgets follow at once."""
-    font = app.font()
-    font.setPointSize(points)
-    app.setFont(font)
-    # Widgets polished by the style sheet keep the font they had; polishing them again with
-    # the same sheet hands them the new one.
-    app.setStyleSheet(app.styleSheet())
 
 
 class DesktopApp(QObject):
@@ -116,6 +45,7 @@ class DesktopApp(QObject):
         self._start_notes = self._open_data_folder()
         paths = get_paths().ensure()
         self.settings = load_settings()
+        app.setWindowIcon(app_icon())  # the window's and the task bar's
         dark = apply_theme(app, theme or self.settings.theme)
         apply_font_size(app, self.settings.font_size)
         self.store = ChatStore().open()
@@ -445,6 +375,7 @@ def run(argv: list[str] | None = None, model: str | None = None) -> int:
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("NoMoat")
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("nomoat")  # Wayland finds the icon through the launcher's name
     try:
         desktop = DesktopApp(app)  # type: ignore[arg-type]
     except ChatStoreError as exc:

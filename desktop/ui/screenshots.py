@@ -1,40 +1,61 @@
-"""Render the main pages to PNG with the starter model: `make screenshots`.
+"""Render every page to PNG, light and dark, at two window sizes: `make screenshots`.
 
-Runs offscreen in a fresh data folder: a real reply in the chat, the catalog, a download in
-progress from a local hub-shaped server (the tests' own), the adapters panel, and the server
-page with the API switched on.
+Runs offscreen in a fresh data folder with the starter model: a conversation of real replies
+(a list, code, a long answer), the catalog, two small adapters in use and saved as a preset,
+a comparison of the model with and without them, the server page with the API switched on,
+the Tools page with an MCP server, and the other pages as they first look. Each page is saved
+as ``<page>-<theme>-<width>x<height>.png`` (e.g. ``chat-dark-1280x820.png``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+SIZES = ((1280, 820), (1024, 700))
+THEMES = ("light", "dark")
+# Asked in turn, each reply streamed by the starter model (greedy, so the pictures only change
+# when the model or the app does).
+CONVERSATION = (
+    ("Give me three tips for learning Python, as a list, then a short code example.", 200),
+    ("Explain how a hash table works, step by step.", 360),
+    ("Write a Python function that checks whether a word is a palindrome.", 200),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     out = Path((argv or sys.argv[1:] or [str(ROOT / "docs" / "screenshots")])[0])
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["NOMOAT_HOME"] = tempfile.mkdtemp(prefix="nomoat-shots-")
+    home = Path(tempfile.mkdtemp(prefix="nomoat-shots-"))
+    os.environ["NOMOAT_HOME"] = str(home)
     sys.path.insert(0, str(ROOT / "tests"))
-    from hubserver import HubServer  # the tests' local hub, so nothing leaves this machine
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QCursor
     from PySide6.QtWidgets import QApplication
 
-    from desktop.core.downloads import DownloadRequest
     from desktop.core.library import starter_model_path
+    from desktop.core.paths import get_paths
     from desktop.ui.app import DesktopApp
+
+    # An MCP server on the Tools page: the tests' small notes server.
+    (home / "notes").mkdir()
+    config = get_paths().ensure().settings / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"notes": {
+        "command": "python3", "args": ["tests/mcp_servers/notes.py"], "cwd": str(ROOT),
+        "env": {"NOTES_DIR": str(home / "notes")}}}}))
 
     app = QApplication(sys.argv[:1])
     desktop = DesktopApp(app, "light")
-    desktop.window.resize(1280, 820)
+    window = desktop.window
 
-    def pump(until: Callable[[], bool], timeout: float = 120) -> None:
+    def pump(until: Callable[[], bool], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:
@@ -42,71 +63,103 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
             time.sleep(0.01)
 
-    def shot(page: str, name: str) -> None:
-        desktop.window.show_page(page)
-        pump(lambda: True)
-        for _ in range(20):
+    def settle() -> None:
+        for _ in range(30):
             app.processEvents()
-        desktop.window.grab().save(str(out / f"{name}.png"))
-        print(out / f"{name}.png")
+            time.sleep(0.005)
 
     starter = starter_model_path()
     assert starter is not None, "the starter model is not installed"
-    with HubServer() as hub:
-        hub.add_repo("NoMoatDemo/SmolLM2-135M-Instruct-GGUF", {starter.name: starter})
-        hub.switches.rate = 4 * 1024 * 1024
-        desktop.start()
-        pump(lambda: desktop.engine.state == "ready" and bool(desktop.engine.status.get("model")))
-        desktop.chat.sampling = {"max_tokens": 160, "temperature": 0.2, "seed": 3}
-        page = desktop.window.chat_page
-        page.composer.setPlainText("Give me three tips for learning Python, as a list, then a "
-                                   "short code example.")
-        finished: list[object] = []
-        desktop.chat.replyFinished.connect(finished.append)
-        page.send()
-        pump(lambda: bool(finished))
-        desktop.engine.refresh_status()
-        pump(lambda: bool(desktop.engine.status.get("last_generation")))
-        shot("Chat", "chat")
+    window.resize(*SIZES[0])
+    desktop.start()
+    pump(lambda: desktop.engine.state == "ready" and bool(desktop.engine.status.get("model")))
+    chat_page = window.chat_page
+    finished: list[object] = []
+    desktop.chat.replyFinished.connect(finished.append)
+    for question, tokens in CONVERSATION:
+        desktop.chat.sampling = {"max_tokens": tokens, "temperature": 0.0, "seed": 3}
+        chat_page.composer.setPlainText(question)
+        count = len(finished)
+        chat_page.send()
+        pump(lambda count=count: len(finished) > count)
+    desktop.engine.refresh_status()
+    pump(lambda: bool(desktop.engine.status.get("last_generation")))
 
-        models = desktop.models_page
-        pump(lambda: models.catalog_tab.isVisible() or True)
-        models.show_tab("Catalog")
-        time.sleep(1.0)
-        shot("Models", "catalog")
+    desktop.models_page.show_tab("Catalog")
+    server = desktop.server_page
+    server.switch.setChecked(True)
+    pump(lambda: "Serving at" in server.status.text())
+    pump(lambda: "notes" in desktop.tools_page.cards, timeout=30)
 
-        models.set_hub(hub.endpoint, None)
-        desktop.downloads.set_hub(hub.endpoint, None)
-        desktop.downloads.start(DownloadRequest.of("NoMoatDemo/SmolLM2-135M-Instruct-GGUF",
-                                                   starter.name))
-        models.show_tab("Downloads")
-        pump(lambda: any(e.done_bytes > 10_000_000 for e in desktop.downloads.events()))
-        shot("Models", "downloads")
+    def shoot(pages: list[str]) -> None:
+        for theme in THEMES:
+            settings = desktop.settings_page.theme
+            settings.setCurrentIndex(settings.findData(theme))
+            for width, height in SIZES:
+                if "Chat" in pages:
+                    # The adapters dock beside the chat is closed in the smaller window, as
+                    # one would on a small screen.
+                    window.show_page("Chat")  # where the dock lives
+                    desktop.adapters_dock.setVisible(width >= 1280)
+                for page in pages:
+                    window.show_page(page)
+                    settle()
+                    window.resize(width, height)
+                    settle()
+                    if page == "Chat":  # the end of the conversation, as after a reply
+                        bar = chat_page.scroll.verticalScrollBar()
+                        bar.setValue(bar.maximum())
+                    # No page looks hovered: the pointer rests outside the window.
+                    QCursor.setPos(window.mapToGlobal(QPoint(width + 200, height + 200)))
+                    QApplication.sendEvent(window.nav.viewport(), QEvent(QEvent.Type.Leave))
+                    settle()
+                    image = window.grab()
+                    if (image.width(), image.height()) != (width, height):
+                        raise RuntimeError(f"The {page} page needs a window of at least "
+                                           f"{image.width()}x{image.height()}, not "
+                                           f"{width}x{height}.")
+                    path = out / f"{page.lower()}-{theme}-{width}x{height}.png"
+                    image.save(str(path))
+                    print(path)
 
-        # Two small adapters made for the starter model (random weights, as in the tests), in
-        # use at different strengths and saved as a preset.
-        from test_adapters import make_lora
-        folder = Path(tempfile.mkdtemp(prefix="nomoat-shots-lora-"))
-        for seed, (name, weight) in enumerate((("test-adapter-a", 0.8),
-                                               ("test-adapter-b", 0.5)), start=1):
-            applied: list[object] = []
-            desktop.adapters.applied.connect(applied.append)
-            desktop.adapters_panel.add_path(str(make_lora(folder / f"{name}.gguf", seed)))
-            pump(lambda applied=applied, name=name: bool(applied)
-                 and name in desktop.adapters_panel.rows)
-            desktop.adapters.applied.disconnect(applied.append)
-            desktop.adapters_panel.rows[name].spin.setValue(weight)
-        desktop.adapters.save_preset("both")
-        pump(lambda: desktop.adapters.active_preset == "both")
-        shot("Adapters", "adapters")
-
-        server = desktop.server_page
-        server.switch.setChecked(True)
-        pump(lambda: "Serving at" in server.status.text())
-        shot("Server", "server")
-        shot("Settings", "settings")
+    # The chat header names the adapters in use, so the pages are shown before they are.
+    shoot([page for page in window.pages if page not in ("Adapters", "Compare")])
+    add_adapters(desktop, pump)
+    compare(desktop, pump)
+    shoot(["Adapters", "Compare"])
     desktop.close()
     return 0
+
+
+def add_adapters(desktop: Any, pump: Callable[..., None]) -> None:
+    """Two small adapters made for the starter model (random weights, as in the tests), in
+    use at different strengths and saved as a preset."""
+    from test_adapters import make_lora
+
+    folder = Path(tempfile.mkdtemp(prefix="nomoat-shots-lora-"))
+    for seed, (name, weight) in enumerate((("pirate-voice", 0.8), ("sql-helper", 0.5)),
+                                          start=1):
+        applied: list[object] = []
+        desktop.adapters.applied.connect(applied.append)
+        desktop.adapters_panel.add_path(str(make_lora(folder / f"{name}.gguf", seed)))
+        pump(lambda applied=applied, name=name: bool(applied)
+             and name in desktop.adapters_panel.rows)
+        desktop.adapters.applied.disconnect(applied.append)
+        desktop.adapters_panel.rows[name].spin.setValue(weight)
+    desktop.adapters.save_preset("both")
+    pump(lambda: desktop.adapters.active_preset == "both")
+
+
+def compare(desktop: Any, pump: Callable[..., None]) -> None:
+    """The model alone against the model with the preset, on one prompt."""
+    page = desktop.compare_page
+    desktop.window.show_page("Compare")
+    pump(lambda: len(page.setups) >= 2)
+    page.prompt.setPlainText("Describe the sea in two sentences.")
+    desktop.chat.sampling = {"max_tokens": 60, "temperature": 0.0, "seed": 3}
+    page.blind.setChecked(False)
+    if page.compare():
+        pump(lambda: not page.running)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,12 @@ from desktop.ui.models.catalog import (
     download_key,
     fit_message,
 )
+from desktop.ui.style.tokens import LIGHT, RADIUS_S
 from desktop.ui.views.downloads_page import CardList, DownloadControls
 
-BADGE_COLORS = {FITS: "#15803d", TIGHT: "#b45309", WONT_FIT: "#b91c1c", UNKNOWN: "#6b7280"}
+# Solid fills with white text: the same in both themes, so they need no restyling on a switch.
+BADGE_COLORS = {FITS: LIGHT.fill_success, TIGHT: LIGHT.fill_warning, WONT_FIT: LIGHT.fill_error,
+                UNKNOWN: LIGHT.fill_neutral}
 EMBEDDING_LABEL = "Embedding model — for Documents"
 
 
@@ -101,7 +104,7 @@ class CatalogCard(QFrame):
             return
         self.badge.setText("memory unknown" if fit.verdict == UNKNOWN else fit.verdict)
         self.badge.setStyleSheet(f"color: white; background: {BADGE_COLORS[fit.verdict]}; "
-                                 "border-radius: 4px; padding: 1px 6px;")
+                                 f"border-radius: {RADIUS_S}px; padding: 1px 6px;")
         self.badge.setToolTip(fit_message(self.entry, fit))
 
     def show_installed(self, model_id: str | None) -> None:

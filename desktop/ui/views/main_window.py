@@ -1,4 +1,4 @@
-"""The main window: pages on the left, the conversation list, the page, and a status bar."""
+"""The main window: the navigation rail, the conversation list, the page, and a status bar."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QMainWindow, QPushButton, QSizePolicy, QSplitter, QStackedWidget,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow,
+                               QPushButton, QSizePolicy, QSplitter, QStackedWidget, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.engine import EngineController
 from desktop.ui.views.chat import ChatPage
+from desktop.ui.views.rail import NavigationRail
 from desktop.ui.views.sidebar import Sidebar
 
 GiB = 1024**3
@@ -58,9 +59,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("NoMoat")
         self.resize(1180, 760)
 
-        self.nav = QListWidget()
-        self.nav.setAccessibleName("Pages")
-        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav = NavigationRail()
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -85,6 +84,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
         layout.addWidget(self.nav)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
@@ -102,26 +102,25 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence.StandardKey.New, self, activated=self.new_chat)
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.find_chat)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=chat.stop)
+        for row in range(9):  # Ctrl+1 … Ctrl+9: the pages in the rail's order
+            QShortcut(QKeySequence(f"Ctrl+{row + 1}"), self,
+                      activated=lambda row=row: self._show_row(row))
 
         engine.stateChanged.connect(self._engine_state)
         engine.statusChanged.connect(self._engine_status)
         self._restore()
 
-    def add_page(self, name: str, widget: QWidget) -> None:
+    def add_page(self, name: str, widget: QWidget, icon: str | None = None) -> None:
+        """Add a page, in the rail after those there; *icon* is a Lucide name (the rail's
+        PAGE_ICONS has one for each page the app has)."""
         self.pages[name] = widget
         self.stack.addWidget(widget)
-        self.nav.addItem(name)
+        item = self.nav.add_page(name, icon)
+        row = len(self.pages)
+        item.setToolTip(f"{name} (Ctrl+{row})" if row <= 9 else name)
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
         self._fit_pages()
-        self._fit_nav()
-
-    def _fit_nav(self) -> None:
-        """The list of pages is as wide as its longest name in the font of the moment (the
-        window's: the list may not have been told of a new font yet when the window is)."""
-        metrics = self.fontMetrics()
-        widest = max((metrics.horizontalAdvance(name) for name in self.pages), default=0)
-        self.nav.setFixedWidth(widest + 2 * self.nav.frameWidth() + metrics.averageCharWidth() * 4)
 
     def _fit_pages(self) -> None:
         """Only the page shown sets how small the window can be, not the largest of them all."""
@@ -163,6 +162,10 @@ class MainWindow(QMainWindow):
 
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(list(self.pages).index(name))
+
+    def _show_row(self, row: int) -> None:
+        if row < self.nav.count():
+            self.nav.setCurrentRow(row)
 
     def _page_changed(self, row: int) -> None:
         self.stack.setCurrentIndex(row)
@@ -230,7 +233,7 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.WindowStateChange and not self.isMinimized():
             self.chat_page.show_held()  # what a reply said while the window was minimized
         elif event.type() == QEvent.Type.FontChange:
-            self._fit_nav()
+            self.nav.fit()  # the rail may not have been told of the new font yet
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.window_state.setValue("geometry", self.saveGeometry())

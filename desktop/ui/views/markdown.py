@@ -18,6 +18,7 @@ from PySide6.QtGui import (QColor, QDesktopServices, QFont, QGuiApplication, QPa
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
                                QPushButton, QSizePolicy, QTextBrowser, QVBoxLayout, QWidget)
 
+from desktop.ui.style.tokens import DARK, LIGHT
 from desktop.ui.views.fonts import code_font
 
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w#+.-]*)\s*$")
@@ -152,10 +153,9 @@ class CodeHighlighter(QSyntaxHighlighter):
 
     @staticmethod
     def _make_rules(dark: bool) -> list[tuple[re.Pattern[str], QTextCharFormat]]:
-        palette = {"keyword": "#c678dd" if dark else "#a626a4",
-                   "string": "#98c379" if dark else "#50a14f",
-                   "number": "#d19a66" if dark else "#986801",
-                   "comment": "#7f848e" if dark else "#a0a1a7"}
+        theme = DARK if dark else LIGHT
+        palette = {"keyword": theme.code_keyword, "string": theme.code_string,
+                   "number": theme.code_number, "comment": theme.code_comment}
         rules: list[tuple[re.Pattern[str], QTextCharFormat]] = []
 
         def fmt(color: str, italic: bool = False, bold: bool = False) -> QTextCharFormat:

@@ -7,9 +7,9 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
+                               QScrollArea, QSpinBox, QTableView, QVBoxLayout, QWidget)
 
 from desktop.ui.engine import EngineController
 from desktop.ui.models.requests import RequestLogModel
@@ -25,7 +25,16 @@ class ServerPage(QWidget):
     def __init__(self, engine: EngineController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
-        layout = QVBoxLayout(self)
+        # It scrolls in a window too short for all of it.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(scroll)
+        inner = QWidget()
+        scroll.setWidget(inner)
+        layout = QVBoxLayout(inner)
 
         self.switch = QCheckBox("Serve the OpenAI-compatible API to other programs")
         self.switch.setAccessibleName("Server switch")

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QInputDialog, QLineEdit, QListView, QMenu, QMessa
 from desktop.core.chats import ConversationEntry, SearchHit, date_group
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.models.conversations import ConversationListModel, ConversationRole
+from desktop.ui.style import icon
+from desktop.ui.style.tokens import SPACE_S
 
 
 class Sidebar(QWidget):
@@ -19,9 +21,12 @@ class Sidebar(QWidget):
     def __init__(self, chat: ChatController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.chat = chat
+        self.setObjectName("sidebar")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)  # the theme's panel colour
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 8, 6, 8)
-        self.new_button = QPushButton("New chat")
+        layout.setContentsMargins(SPACE_S, SPACE_S, SPACE_S, SPACE_S)
+        layout.setSpacing(SPACE_S)
+        self.new_button = QPushButton(icon("square-pen"), "New chat")
         self.new_button.setAccessibleName("New chat")
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(chat.new_conversation)
@@ -30,6 +35,8 @@ class Sidebar(QWidget):
         self.search.setPlaceholderText("Search chats (Ctrl+F)")
         self.search.setAccessibleName("Search conversations")
         self.search.setClearButtonEnabled(True)
+        self.search.addAction(icon("search", "text_muted"),
+                              QLineEdit.ActionPosition.LeadingPosition)
         self._search_timer = QTimer(self, singleShot=True, interval=200)
         self._search_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(self._search_timer.start)
