@@ -149,6 +149,20 @@ def test_optional_fields_and_newer_sampling_keys() -> None:
     assert "mirostat" not in parsed.recommended_sampling
 
 
+def test_the_release_month_is_optional_and_checked() -> None:
+    catalog = bundled_catalog()
+    assert all(e.released is not None for e in catalog.entries)  # the bundled ones have it
+    assert catalog.get("llama-3-1-8b-instruct").released == "2024-07"
+    data = bundled_data()
+    data["models"][0].pop("released")
+    for row, bad in ((1, "2024-13"), (2, "July 2024"), (3, 202407)):
+        data["models"][row]["released"] = bad
+    parsed = parse_catalog(data, "bundled", "test")
+    assert parsed.get(data["models"][0]["id"]).released is None
+    assert len(parsed.entries) == len(data["models"]) - 3
+    assert sum("'released' must be a month like 2024-09" in w for w in parsed.warnings) == 3
+
+
 def test_min_app_version_is_compared_with_this_version() -> None:
     data = bundled_data()
     data["models"][0]["min_app_version"] = "0.2.0"

@@ -90,8 +90,8 @@ def open_app(qtbot: Any) -> Any:
 def check_models(page: Any) -> list[QAbstractItemModelTester]:
     """Watch every item model of the page for the rest of the test."""
     return [QAbstractItemModelTester(model, FATAL) for model in (
-        page.catalog_tab.model, page.installed_tab.model, page.downloads_tab.model,
-        page.explore_tab.results, page.explore_tab.files)]
+        page.catalog_tab.model, page.catalog_tab.shown, page.installed_tab.model,
+        page.downloads_tab.model, page.explore_tab.results, page.explore_tab.files)]
 
 
 def cells(page: Any, model_id: str) -> dict[str, str]:
@@ -114,7 +114,8 @@ def test_a_catalog_download_installs_and_loads(qtbot, hub, home, starter) -> Non
         app.window.show_page("Models")
         card = card_of(qtbot, page, "tiny-chat")
         assert "98.4 MB" in card.facts.text() and "Q4_1" in card.facts.text()
-        assert "apache-2.0" in card.facts.text() and "135M parameters" in card.facts.text()
+        assert card.license_badge.text() == "Apache 2.0" and "135M parameters" in card.facts.text()
+        assert card.license_badge.toolTip() == "License: apache-2.0"
         qtbot.waitUntil(lambda: card.badge.text() in ("fits", "tight", "won't fit",
                                                       "memory unknown"), timeout=10_000)
         assert "Needs" in card.badge.toolTip()
@@ -149,7 +150,7 @@ def test_a_catalog_download_installs_and_loads(qtbot, hub, home, starter) -> Non
         assert page.status.text() == "tiny-chat is loaded; the chat uses it now."
         qtbot.waitUntil(lambda: cells(page, "tiny-chat")["Status"] == "Loaded")
         assert cells(page, STARTER_ID)["Status"] == "Ready"
-        assert len(testers) == 5
+        assert len(testers) == 6
     finally:
         app.close()
 

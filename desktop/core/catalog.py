@@ -34,6 +34,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^\d+(\.\d+)*")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class CatalogError(ValueError):
@@ -62,6 +63,7 @@ class CatalogEntry:
     min_app_version: str
     bundled: bool = False
     kind: str = "chat"  # one of KINDS
+    released: str | None = None  # the month its maker released the model, "YYYY-MM"
 
     @property
     def filename(self) -> str:
@@ -195,6 +197,10 @@ def parse_entry(raw: Any, app_version: str | None = None) -> CatalogEntry:
     if kind not in KINDS:
         raise ValueError(f"'kind' must be one of {', '.join(repr(k) for k in KINDS)}")
 
+    released = raw.get("released")
+    if released is not None and (not isinstance(released, str) or not _MONTH.match(released)):
+        raise ValueError("'released' must be a month like 2024-09, or null")
+
     return CatalogEntry(
         id=model_id, name=text("name"), repo_id=repo_id, files=files,
         size_bytes=integer("size_bytes"), sha256=sha256, parameters=text("parameters"),
@@ -202,7 +208,7 @@ def parse_entry(raw: Any, app_version: str | None = None) -> CatalogEntry:
         quantization=text("quantization"), context_length=integer("context_length"),
         license=text("license"), description=text("description"), tags=tuple(tags),
         recommended_sampling=sampling, chat_template=template, min_app_version=min_version,
-        bundled=bundled, kind=kind)
+        bundled=bundled, kind=kind, released=released)
 
 
 def parse_catalog(data: Any, source: str, location: str,

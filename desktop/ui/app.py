@@ -21,6 +21,7 @@ from desktop.ui.chat_controller import ChatController
 from desktop.ui.docs_controller import DocsController
 from desktop.ui.downloads import DownloadsController
 from desktop.ui.engine import EngineController
+from desktop.ui.models.catalog_filter import Filters
 from desktop.ui.style import app_icon, apply_font_size, apply_theme
 from desktop.ui.tool_servers import ToolServers
 from desktop.ui.views.adapters import AdaptersPanel
@@ -162,8 +163,11 @@ class DesktopApp(QObject):
         self.workers.submit(self.store.rename_in_settings, "docs", name, new_name, serial=True)
 
     def _models_for_docs(self) -> None:
+        """The catalog, showing the embedding models (whatever the filters were)."""
         self.window.show_page("Models")
         self.models_page.show_tab("Catalog")
+        bar = self.models_page.catalog_tab.filter_bar
+        bar.set_filters(Filters(kind="embedding", sort=bar.filters().sort))
 
     def _tool_rounds(self, rounds: int) -> None:
         self.chat.tool_rounds = rounds

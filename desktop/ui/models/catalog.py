@@ -16,6 +16,7 @@ EntryRole = Qt.ItemDataRole.UserRole + 1
 FitRole = Qt.ItemDataRole.UserRole + 2
 InstalledRole = Qt.ItemDataRole.UserRole + 3  # the installed model's id, or None
 DownloadRole = Qt.ItemDataRole.UserRole + 4  # the latest DownloadEvent, or None
+LoadedRole = Qt.ItemDataRole.UserRole + 5  # whether the engine has its installed model loaded
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -50,6 +51,7 @@ class CatalogModel(QAbstractListModel):
         self._entries: list[CatalogEntry] = []
         self._fits: dict[str, MemoryFit] = {}
         self._installed: dict[str, str] = {}
+        self._loaded: str | None = None
         self._downloads: dict[str, DownloadEvent] = {}
 
     # -- filling in ------------------------------------------------------------------------------
@@ -69,7 +71,14 @@ class CatalogModel(QAbstractListModel):
         if installed == self._installed:
             return
         self._installed = dict(installed)
-        self._changed_all([InstalledRole])
+        self._changed_all([InstalledRole, LoadedRole])
+
+    def set_loaded(self, model_id: str | None) -> None:
+        """The id of the model the engine has loaded (an installed model's id), or None."""
+        if model_id == self._loaded:
+            return
+        self._loaded = model_id
+        self._changed_all([LoadedRole])
 
     def set_download(self, event: DownloadEvent) -> None:
         """Show the latest event of a download on the entry it belongs to, if any."""
@@ -108,6 +117,9 @@ class CatalogModel(QAbstractListModel):
             return self._fits.get(entry.id)
         if role == InstalledRole:
             return self._installed.get(entry.id)
+        if role == LoadedRole:
+            installed = self._installed.get(entry.id)
+            return installed is not None and installed == self._loaded
         if role == DownloadRole:
             return self._downloads.get(download_key(entry))
         return None

@@ -12,7 +12,11 @@ rule that reached them would make every repaint of a streaming reply dearer.
 For views: a button that is the one main action of its place gets ``setProperty("primary",
 True)`` (accent fill); a button or label whose text should be secondary gets
 ``setProperty("muted", True)``. Set the property before the widget is first shown, or call
-``widget.style().polish(widget)`` after changing it.
+``widget.style().polish(widget)`` after changing it. A quiet text button beside a bigger one
+(Pause, Cancel) is ``subtle``; a filter shaped as a pill (a check button, combo box or search
+field) is a ``chip``; a small rounded label named ``badge`` takes the colours of its ``tone``
+(``success``, ``warning``, ``error``, ``accent``, ``outline``; grey without one): see
+views/card_parts.py.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QPalette
 
 from desktop.ui.style.icons import svg_file
-from desktop.ui.style.tokens import FOCUS_WIDTH, RADIUS_L, RADIUS_M, RADIUS_S, Tokens
+from desktop.ui.style.tokens import (FOCUS_WIDTH, RADIUS_L, RADIUS_M, RADIUS_S, RADIUS_XL,
+                                     Tokens)
 
 
 def _url(name: str, colour: str) -> str:
     return "url(" + svg_file(name, colour).as_posix() + ")"
+
+
+def _soft(colour: str, t: Tokens) -> str:
+    """*colour* thinned over the theme's cards: a badge's background that its text reads on."""
+    c = QColor(colour)
+    return f"rgba({c.red()}, {c.green()}, {c.blue()}, {0.28 if t.dark else 0.12})"
 
 
 def make_palette(t: Tokens) -> QPalette:
@@ -197,11 +208,74 @@ QWidget#sidebar QListView::item {{ padding: 4px 6px; border-radius: {RADIUS_M}px
 QWidget#sidebar QListView::item:hover {{ background: {t.hover}; }}
 QWidget#sidebar QListView::item:selected {{ background: {t.accent_soft}; color: {t.text}; }}
 
+/* The Models page: the catalog's cards, their badges, the filter bar's chips. */
+QFrame#modelCard {{ background: {t.raised}; border: 1px solid {t.border};
+    border-radius: {RADIUS_L}px; }}
+QFrame#modelCard:hover {{ border-color: {t.border_strong}; }}
+QLabel#badge {{ border-radius: {RADIUS_S}px; padding: 1px 6px; color: {t.text_muted};
+    background: {t.hover}; }}
+QLabel#badge[tone="success"] {{ color: {t.success}; background: {_soft(t.fill_success, t)}; }}
+QLabel#badge[tone="warning"] {{ color: {t.warning}; background: {_soft(t.fill_warning, t)}; }}
+QLabel#badge[tone="error"] {{ color: {t.error}; background: {_soft(t.fill_error, t)}; }}
+QLabel#badge[tone="accent"] {{ color: {t.accent_hover if t.dark else t.accent};
+    background: {t.accent_soft}; }}
+QLabel#badge[tone="outline"] {{ background: transparent; border: 1px solid {t.border};
+    padding: 0 5px; }}
+QPushButton[chip="true"] {{ border-radius: 12px; padding: 3px 10px; }}
+QPushButton[chip="true"]:checked {{ background: {t.accent_soft}; border-color: {t.accent}; }}
+QPushButton[chip="true"]:focus {{ padding: 2px 9px; }}
+QComboBox[chip="true"], QLineEdit[chip="true"] {{ border-radius: 12px; padding-left: 10px; }}
+QComboBox[chip="true"]:focus, QLineEdit[chip="true"]:focus {{ padding-left: 9px; }}
+QLineEdit[chip="true"] {{ padding-left: 4px; }}
+QLineEdit[chip="true"]:focus {{ padding-left: 3px; }}
+QPushButton[subtle="true"] {{ background: transparent; border-color: transparent;
+    color: {t.text_muted}; }}
+QPushButton[subtle="true"]:hover {{ background: {t.hover}; color: {t.text}; }}
+QPushButton[subtle="true"]:focus {{ border-color: {t.focus}; }}
+QLabel#emptyTitle {{ color: {t.text}; }}
+
 *[muted="true"] {{ color: {t.text_muted}; }}
 
-QFrame#userMessage {{ background: palette(alternate-base); border: none;
+/* The chat: a header of controls, messages in a column, and the message box. */
+QFrame#chatHeader {{ background: {t.window}; border: none;
+    border-bottom: 1px solid {t.border}; }}
+QLabel#chatAdapters {{ background: {t.accent_soft}; color: {t.text};
+    border-radius: {RADIUS_M}px; padding: 3px 8px; }}
+QComboBox#modelPicker {{ border-radius: {RADIUS_L}px; padding: 3px 4px 3px 10px; }}
+QComboBox#modelPicker:focus {{ padding: 2px 3px 2px 9px; }}
+QComboBox#modelPicker::drop-down {{ width: 22px; }}
+QToolButton[chatTool="true"] {{ background: transparent; border: 1px solid transparent;
+    padding: 4px; }}
+QToolButton[chatTool="true"]:hover {{ background: {t.hover}; }}
+QToolButton[chatTool="true"]:checked {{ background: {t.accent_soft}; }}
+QToolButton[chatTool="true"]:focus {{ border: {ring}px solid {t.focus}; padding: 3px; }}
+QToolButton[chatTool="true"][popupMode="2"] {{ padding-right: 4px; }}
+QToolButton[chatTool="true"][popupMode="2"]:focus {{ padding-right: 3px; }}
+QToolButton[chatTool="true"]::menu-indicator {{ image: none; width: 0; }}
+QFrame#userMessage, QFrame#assistantMessage {{ background: transparent; border: none; }}
+QFrame#userBubble {{ background: palette(alternate-base); border: none;
+    border-radius: {RADIUS_XL}px; }}
+QLabel#messageWho {{ color: {t.text_muted}; }}
+QToolButton#messageAction {{ background: transparent; border: 1px solid transparent;
+    border-radius: {RADIUS_M}px; padding: 3px; }}
+QToolButton#messageAction:hover {{ background: {t.hover}; }}
+QToolButton#messageAction:focus {{ border: {ring}px solid {t.focus}; padding: 2px; }}
+QFrame#composerBox {{ background: {t.base}; border: 1px solid {t.border_strong};
+    border-radius: {RADIUS_XL}px; }}
+QFrame#composerBox[focused="true"] {{ border: {ring}px solid {t.focus}; }}
+QFrame#composerBox QPlainTextEdit {{ background: transparent; border: none; padding: 0; }}
+QToolButton#sendButton {{ background: {t.accent}; border: none; border-radius: 16px;
+    padding: 0; }}
+QToolButton#sendButton:hover {{ background: {t.accent_hover}; }}
+QToolButton#sendButton:disabled {{ background: {t.border}; }}
+QToolButton#sendButton:focus {{ border: {ring}px solid {t.on_accent}; }}
+QLabel#tokenCount {{ color: {t.text_muted}; }}
+QLabel#tokenCount[problem="true"] {{ color: {t.warning}; }}
+QLabel#welcomeNote {{ color: {t.text_muted}; }}
+QPushButton#welcomePrompt {{ background: {t.base}; text-align: left; padding: 10px 14px;
     border-radius: {RADIUS_L}px; }}
-QFrame#assistantMessage {{ border: none; }}
+QPushButton#welcomePrompt:hover {{ background: {t.hover}; }}
+QPushButton#welcomePrompt:focus {{ padding: 9px 13px; }}
 QFrame#codeBlock {{ background: {t.surface}; border: 1px solid {t.border};
     border-radius: {RADIUS_M}px; }}
 QFrame#codeBlock QPlainTextEdit {{ background: {t.base}; border: 1px solid {t.border};
@@ -216,5 +290,7 @@ QLabel#fieldError {{ color: {t.error}; }}
 QLabel#chatTitle {{ font-weight: bold; }}
 QLabel#thinkingText {{ color: {t.text_muted}; border-left: 2px solid palette(mid);
     padding-left: 8px; }}
-QToolButton#thinkingHeader {{ color: {t.text_muted}; }}
+QToolButton#thinkingHeader, QToolButton#sourcesHeader {{ color: {t.text_muted}; }}
+QFrame#toolCall {{ background: {t.surface}; border: 1px solid {t.border};
+    border-radius: {RADIUS_L}px; }}
 """

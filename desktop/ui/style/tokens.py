@@ -8,7 +8,8 @@ stay one visual language and a change of taste is made here once:
   (Settings → Font size), so the whole scale follows it.
 - **Space**: ``SPACE_XS`` … ``SPACE_XXL`` (pixels) for margins, paddings and gaps.
 - **Radius**: ``RADIUS_S`` (small controls, badges), ``RADIUS_M`` (buttons, fields),
-  ``RADIUS_L`` (cards, bubbles, panels).
+  ``RADIUS_L`` (cards, panels), ``RADIUS_XL`` (the chat's bubbles and its message box).
+- **Measure**: ``READABLE_WIDTH``, the widest a column of running text gets (the chat's).
 - **Colour**: ``current()`` is the :class:`Tokens` of the theme in force (:data:`LIGHT` or
   :data:`DARK`); read it when painting, not once at start-up, so a theme switch shows at the
   next paint. Widgets styled through the application's style sheet (desktop/ui/style/sheet.py)
@@ -41,6 +42,10 @@ SPACE_XXL = 32
 RADIUS_S = 4
 RADIUS_M = 6
 RADIUS_L = 10
+RADIUS_XL = 16
+
+# -- measure -----------------------------------------------------------------------------------
+READABLE_WIDTH = 760  # pixels: about 90 characters a line at the usual font size
 
 # -- icons, in device-independent pixels -------------------------------------------------------
 ICON_S = 16  # in buttons and fields

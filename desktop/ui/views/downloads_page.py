@@ -83,7 +83,8 @@ class DownloadControls(QWidget):
     resumeClicked = Signal()
     cancelClicked = Signal()
 
-    def __init__(self, name: str, can_start: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, name: str, can_start: bool = True, primary: bool = False,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.can_start = can_start
@@ -96,6 +97,8 @@ class DownloadControls(QWidget):
         self.download_button.clicked.connect(self.downloadClicked)
         self.download_button.setSizePolicy(QSizePolicy.Policy.Maximum,
                                            QSizePolicy.Policy.Fixed)
+        # The one action of a catalog card; in the downloads tab, one among many rows.
+        self.download_button.setProperty("primary", primary)
         self.progress = QProgressBar()
         self.progress.setAccessibleName(f"Download progress of {name}")
         self.progress.setRange(0, 1000)
@@ -106,6 +109,8 @@ class DownloadControls(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName(f"Cancel download of {name}")
         self.cancel_button.clicked.connect(self.cancelClicked)
+        for button in (self.pause_button, self.cancel_button):
+            button.setProperty("subtle", True)  # beside the bar, quieter than it
         row.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignRight)
         row.addWidget(self.progress, 1)
         row.addWidget(self.pause_button)
@@ -117,6 +122,10 @@ class DownloadControls(QWidget):
         self.detail.setAccessibleName(f"Download status of {name}")
         layout.addWidget(self.detail)
         self.show_event(None)
+
+    def buttons(self) -> list[QPushButton]:
+        """The buttons, in the order Tab goes through them."""
+        return [self.download_button, self.pause_button, self.cancel_button]
 
     def show_event(self, event: DownloadEvent | None) -> None:
         """Show where a download stands (None: it never started)."""

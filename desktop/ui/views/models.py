@@ -4,6 +4,10 @@ The tabs are views; this page does the work behind them. Everything that touches
 the network (reading the catalog, scanning the library's GGUF headers, memory estimates,
 removing and importing, hub search) runs through Workers, and every result is checked to be
 still wanted before it is shown.
+
+The catalog's filters and order are kept in the window's state (``window.ini``, apart from the
+user's settings). While this page is shown, Ctrl+F goes to its search (the hub's, on the
+Explore tab) instead of the conversation list's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -43,6 +48,7 @@ from desktop.core.memory import (
     choose_parallel,
     estimate_from_size,
 )
+from desktop.core.paths import get_paths
 from desktop.core.settings import Settings
 from desktop.ui.downloads import DownloadsController, unfinished_downloads
 from desktop.ui.engine import EngineController
@@ -98,8 +104,13 @@ class ModelsPage(QWidget):
 
     def __init__(self, engine: EngineController, workers: Workers,
                  downloads: DownloadsController, settings: Settings,
-                 parent: QWidget | None = None) -> None:
+                 window_state: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        if window_state is None:
+            window_state = QSettings(str(get_paths().settings / "window.ini"),
+                                     QSettings.Format.IniFormat)
+        self.window_state = window_state
+        self._find_window: QWidget | None = None  # where Ctrl+F is caught while shown
         self.engine = engine
         self.workers = workers
         self.downloads = downloads
@@ -133,7 +144,11 @@ class ModelsPage(QWidget):
         self.tabs.addTab(self.downloads_tab, "Downloads")
         layout.addWidget(self.tabs)
 
+        self.catalog_tab.hub_endpoint = self.hub_endpoint
+        self.catalog_tab.restore(window_state)
+        self.catalog_tab.filtersChanged.connect(self._keep_filters)
         self.catalog_tab.loadRequested.connect(self.load)
+        self.catalog_tab.removeRequested.connect(self.remove)
         self.installed_tab.loadRequested.connect(self.load)
         self.installed_tab.removeRequested.connect(self.remove)
         self.installed_tab.importRequested.connect(self.import_file)
@@ -152,6 +167,39 @@ class ModelsPage(QWidget):
         for index in range(self.tabs.count()):
             if self.tabs.tabText(index) == name:
                 self.tabs.setCurrentIndex(index)
+
+    # -- Ctrl+F and the window's state -------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        window = self.window()
+        if window is not self and window is not self._find_window:
+            # Ctrl+F is the window's shortcut to the conversation list; the window is told
+            # first (ShortcutOverride) and lets this page have it while the page is shown.
+            window.installEventFilter(self)
+            self._find_window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (event.type() == QEvent.Type.ShortcutOverride and self.isVisible()
+                and isinstance(event, QKeyEvent)
+                and event.matches(QKeySequence.StandardKey.Find)):
+            event.accept()
+            self.focus_search()
+            return True
+        return super().eventFilter(watched, event)
+
+    def focus_search(self) -> None:
+        """Put the keyboard in the search of the tab shown (the catalog's, unless it is
+        Explore the hub)."""
+        if self.tabs.currentWidget() is self.explore_tab:
+            box = self.explore_tab.query
+        else:
+            self.tabs.setCurrentWidget(self.catalog_tab)
+            box = self.catalog_tab.search
+        box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        box.selectAll()
+
+    def _keep_filters(self) -> None:
+        self.catalog_tab.filter_bar.save(self.window_state)
 
     def _ticket(self, kind: str) -> int:
         self._wanted[kind] = self._wanted.get(kind, 0) + 1
@@ -193,6 +241,7 @@ class ModelsPage(QWidget):
     def _catalog_failed(self, exc: Exception, ticket: int) -> None:
         if self._still_wanted("catalog", ticket):
             self.catalog_tab.source.setText(f"The catalog could not be read: {exc}")
+            self.catalog_tab.source.show()
 
     # -- the library -----------------------------------------------------------------------------
     def refresh_library(self) -> None:
@@ -237,6 +286,7 @@ class ModelsPage(QWidget):
     def _engine_status(self, status: dict[str, Any]) -> None:
         model = (status or {}).get("model") or {}
         self.installed_tab.model.set_loaded(model.get("id"))
+        self.catalog_tab.model.set_loaded(model.get("id"))
 
     def say(self, text: str) -> None:
         """Tell the user, above the tabs, what a load or a download came to."""
@@ -253,6 +303,7 @@ class ModelsPage(QWidget):
     def _loaded(self, model_id: str) -> None:
         self.say(f"{model_id} is loaded; the chat uses it now.")
         self.installed_tab.model.set_loaded(model_id)
+        self.catalog_tab.model.set_loaded(model_id)
         self.modelLoaded.emit(model_id)
 
     def remove(self, model_id: str) -> None:
@@ -329,6 +380,7 @@ class ModelsPage(QWidget):
         """The hub (or mirror) and token for searches and downloads from now on."""
         self.hub_endpoint = endpoint or None
         self.hub_token = token or None
+        self.catalog_tab.hub_endpoint = self.hub_endpoint
         self.downloads.set_hub(self.hub_endpoint, self.hub_token)
 
     def search(self, text: str, sort: str) -> None:
