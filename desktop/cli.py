@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("model", metavar="ID")
 
     _add_docs_parsers(commands)
+    _add_train_parser(commands)
 
     imported = commands.add_parser("import", help="add a local .gguf file to the library")
     imported.add_argument("path", metavar="PATH")
@@ -101,6 +102,39 @@ def _add_docs_parsers(commands: Any) -> None:
     remove.add_argument("name", metavar="NAME")
     update = sub.add_parser("update", help="index a collection again: only what changed")
     update.add_argument("name", metavar="NAME")
+
+
+def _add_train_parser(commands: Any) -> None:
+    train = commands.add_parser(
+        "train", help="train a LoRA adapter on your examples (needs the train extra)",
+        description="Train a LoRA adapter on a JSONL or CSV file of examples and add it to the "
+                    "adapter library. Ctrl-C stops and keeps a checkpoint; --resume goes on.")
+    train.add_argument("--base", metavar="MODEL", help="installed model id or GGUF path")
+    train.add_argument("--data", metavar="FILE", help="examples: .jsonl (chat messages or "
+                                                      "prompt/response) or .csv (two columns)")
+    train.add_argument("--out", metavar="NAME", required=True,
+                       help="the adapter's name in the library")
+    train.add_argument("--preset", choices=("quick", "careful"), default="quick",
+                       help="quick: rank 8 on q/v, 2 epochs; careful: rank 16 on every "
+                            "projection, 3 epochs (default quick)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, metavar="N", help="train this many steps")
+    length.add_argument("--epochs", type=float, metavar="N", help="passes over the data")
+    train.add_argument("--rank", type=int, metavar="R", help="LoRA rank")
+    train.add_argument("--alpha", type=float, metavar="A", help="LoRA alpha")
+    train.add_argument("--targets", metavar="LIST", help="modules to adapt, e.g. q_proj,v_proj")
+    train.add_argument("--lr", type=float, metavar="RATE", help="learning rate")
+    train.add_argument("--max-length", type=int, metavar="N",
+                       help="longest example in tokens; longer ones are skipped")
+    train.add_argument("--batch-size", type=int, metavar="N", help="examples per step")
+    train.add_argument("--threads", type=int, metavar="T",
+                       help="CPU threads (default: one per physical core)")
+    train.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="save a checkpoint every N steps (default 10)")
+    train.add_argument("--resume", action="store_true",
+                       help="go on with the stopped training called NAME from its checkpoint")
+    train.add_argument("--restart", action="store_true",
+                       help="start over, replacing a stopped training called NAME")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +183,10 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
         from desktop.terminal.docs import docs
 
         return docs
+    if command == "train":
+        from desktop.terminal.train import train
+
+        return train
     from desktop.terminal import engine, models
 
     return {"app": _app, "chat": engine.chat, "serve": engine.serve, "models": models.models,

@@ -102,3 +102,22 @@ def test_serve_with_stacked_lora_adapters(tmp_path: Path) -> None:
     bad = nomoat("--data-dir", str(tmp_path), "serve", "--port", "0", "--lora",
                  str(tmp_path / "missing.gguf"))
     assert bad.returncode == 1 and bad.stderr.startswith("nomoat: ")
+
+
+def test_serve_takes_an_adapter_of_the_library_by_name(data_home: Path, tmp_path: Path) -> None:
+    # As `nomoat train` says at its end: `nomoat serve --lora NAME`.
+    import httpx
+    from conftest import start_serve, stop_serve
+    from test_adapters import make_lora
+
+    from desktop.core.adapters import AdapterLibrary
+
+    AdapterLibrary().add_file(make_lora(tmp_path / "made.gguf", 1), name="pirate")
+    served = start_serve("--lora", "pirate:0.5")
+    try:
+        listed = httpx.get(f"http://127.0.0.1:{served.port}/lora-adapters").json()
+        assert [(a["name"], a["scale"]) for a in listed] == [("pirate", 0.5)]
+    finally:
+        stop_serve(served)
+    bad = nomoat("serve", "--port", "0", "--lora", "parrot")
+    assert bad.returncode == 1 and "parrot" in bad.stderr

@@ -56,11 +56,19 @@ def parse_lora_arg(text: str) -> tuple[str, float]:
 
 
 def apply_lora_args(client: EngineClient, specs: Sequence[str]) -> dict[str, Any]:
-    """Load every ``PATH[:SCALE]`` on the engine's model and stack them in that order."""
+    """Load every ``PATH[:SCALE]`` on the engine's model and stack them in that order. A
+    PATH that is no file but the name of an adapter in the library means that adapter."""
     adapters = AdapterClient(client)
     stack = []
     for spec in specs:
         path, scale = parse_lora_arg(spec)
+        if not Path(path).expanduser().exists() and _in_library(path):
+            state = adapters.add(name=path)
+            loaded = [a for a in state["loaded"] if a["name"] == path]
+            if not loaded:
+                raise EngineError(f"The engine did not keep the adapter {path}.")
+            stack.append(StackEntry(loaded[-1]["name"], scale))
+            continue
         path = str(Path(path).expanduser().resolve())  # relative to where the user typed it
         state = adapters.add(path=path)
         loaded = [a for a in state["loaded"] if a["path"] == path]
@@ -68,3 +76,12 @@ def apply_lora_args(client: EngineClient, specs: Sequence[str]) -> dict[str, Any
             raise EngineError(f"The engine did not keep the adapter {path}.")
         stack.append(StackEntry(loaded[-1]["name"], scale))
     return adapters.set_stack(stack)
+
+
+def _in_library(name: str) -> bool:
+    from desktop.core.adapters import AdapterError, AdapterLibrary
+
+    try:
+        return AdapterLibrary().find(name) is not None
+    except (AdapterError, OSError):
+        return False

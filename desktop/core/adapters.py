@@ -307,12 +307,15 @@ class LibraryAdapter:
     source: str | None = None
     base_model: str | None = None
     added_at: float = 0.0
+    #: How NoMoat trained it (data set, size, steps, final loss, ...); None for others.
+    training: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "source": self.source,
                 "base_model": self.base_model or (self.info.base_model if self.info else None),
                 "added_at": self.added_at, "problem": self.problem,
-                "info": None if self.info is None else self.info.to_dict()}
+                "info": None if self.info is None else self.info.to_dict(),
+                "training": self.training}
 
 
 class AdapterLibrary:
@@ -364,7 +367,9 @@ class AdapterLibrary:
                 name=str(record.get("name") or _default_name(file)), path=file, info=info,
                 problem=problem, source=record.get("source"),
                 base_model=record.get("base_model"),
-                added_at=float(record.get("added_at") or file.stat().st_mtime)))
+                added_at=float(record.get("added_at") or file.stat().st_mtime),
+                training=record["training"] if isinstance(record.get("training"), dict)
+                else None))
         return sorted(found, key=lambda a: a.name.lower())
 
     def find(self, name: str) -> LibraryAdapter | None:
@@ -402,13 +407,15 @@ class AdapterLibrary:
 
     def add_file(self, source: str | os.PathLike[str], *, name: str | None = None,
                  base_model: GGUFInfo | str | os.PathLike[str] | None = None,
-                 origin: str | None = None) -> LibraryAdapter:
+                 origin: str | None = None,
+                 training: dict[str, Any] | None = None) -> LibraryAdapter:
         """Add a GGUF LoRA file or a PEFT adapter (its folder or a file in it).
 
         PEFT adapters are converted to GGUF for *base_model* (a GGUF model path or its
         :class:`GGUFInfo`), which they need for tensor names and shapes; a GGUF adapter is
         checked against it when given. The file is copied into the library, so the source may
-        go away afterwards.
+        go away afterwards. *training* is what NoMoat's trainer says about an adapter it made
+        (JSON-serializable), kept with the entry.
         """
         from desktop.core import peft
 
@@ -442,6 +449,8 @@ class AdapterLibrary:
             record["base_model"] = base.name or base.path.name
         if converted:
             record["converted_from"] = converted
+        if training:
+            record["training"] = dict(training)
         index[target.name] = record
         self._write_index(index)
         return self.get(name)
