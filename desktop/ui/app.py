@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from desktop import __version__
@@ -24,6 +24,7 @@ from desktop.ui.engine import EngineController
 from desktop.ui.models.catalog_filter import Filters
 from desktop.ui.style import app_icon, apply_font_size, apply_theme
 from desktop.ui.tool_servers import ToolServers
+from desktop.ui.train_controller import TrainController
 from desktop.ui.views.adapters import AdaptersPanel
 from desktop.ui.views.compare import ComparePage
 from desktop.ui.views.docs_page import DocsPage
@@ -32,6 +33,7 @@ from desktop.ui.views.models import ModelsPage
 from desktop.ui.views.server import ServerPage
 from desktop.ui.views.settings import SettingsPage, save_changes
 from desktop.ui.views.tools_page import ToolsPage
+from desktop.ui.views.train_page import TrainPage
 from desktop.ui.workers import Workers
 
 
@@ -117,7 +119,8 @@ class DesktopApp(QObject):
         return outcome[0]
 
     def _add_adapters(self) -> None:
-        """LoRA adapters: a page, a dock beside the chat, the chat header, and Compare."""
+        """LoRA adapters: a page, a dock beside the chat, the chat header, training, and
+        Compare."""
         self.adapters = AdaptersController(
             self.engine, self.chat, self.workers,
             DownloadOptions(endpoint=self.settings.hub_endpoint, token=self.settings.hub_token),
@@ -127,8 +130,50 @@ class DesktopApp(QObject):
         self.adapters_panel = AdaptersPanel(self.adapters, compact=True)
         self.adapters_dock = self.window.add_dock("Adapters", self.adapters_panel)
         self.adapters.summaryChanged.connect(self._show_adapters)
+        self._add_train()
         self.compare_page = ComparePage(self.engine, self.chat, self.adapters, self.workers)
         self.window.add_page("Compare", self.compare_page)
+
+    def _add_train(self) -> None:
+        """The Train page: a trainer process of its own makes an adapter from the user's
+        examples; the library and the chat's stack take it when it is done."""
+        self.train = TrainController(self.workers, self.store, self)
+        self.train_page = TrainPage(self.train, self.engine, self.workers)
+        self.train_page.useRequested.connect(self._use_trained)
+        self.train.runEnded.connect(lambda _event: self.adapters.refresh())
+        self.window.add_page("Train", self.train_page)
+        self._trained_waiting: tuple[str, str] | None = None  # (model id, adapter)
+        self.adapters.modelChanged.connect(self._use_trained_on)
+        # Quitting while a run goes on asks first, and stops the run cleanly.
+        self.window.installEventFilter(self)
+
+    def _use_trained(self, name: str, base_model: str) -> None:
+        """Put a new adapter in the chat's stack, after those there; the chat first takes the
+        adapter's base model when it has another."""
+        self.window.show_page("Chat")
+        model = next((m for m in self.models if str(m.path) == base_model), None)
+        if (model is None or self.adapters.model_path == base_model
+                or self.engine.remote is not None):  # the chat's model is a server's there
+            self.adapters.use(name)
+            return
+        self._trained_waiting = (model.id, name)
+        self.window.chat_page.set_models(self._local_choices(), model.id)
+        self.choose_model(model.id)
+
+    def _use_trained_on(self, model_id: object) -> None:
+        waiting = self._trained_waiting
+        if waiting is not None and model_id == waiting[0]:
+            self._trained_waiting = None
+            self.adapters.use(waiting[1])
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (watched is self.window and event.type() == QEvent.Type.Close
+                and self.train.busy):
+            if not self.train_page.confirm_quit():
+                event.ignore()
+                return True
+            self.train.stop()
+        return super().eventFilter(watched, event)
 
     def _add_tools(self) -> None:
         """MCP servers: the chat calls their tools, the Tools page configures them."""
@@ -183,6 +228,7 @@ class DesktopApp(QObject):
         self.window.show()
         self.window.sidebar.refresh()
         self.adapters.refresh()
+        self.train.refresh_jobs()
         self.docs.open()
         notes = list(self._start_notes)
         if self.store.recovered:
@@ -360,6 +406,8 @@ class DesktopApp(QObject):
 
     def close(self) -> None:
         self.app.styleHints().colorSchemeChanged.disconnect(self._system_scheme)
+        self.train_page.close_page()
+        self.train.close()  # a run still going stops at its step and keeps what it learned
         self.chat.stop()
         self.docs.stop()  # the indexing under way ends after its batch; the workers wait for it
         self.compare_page.close_page()

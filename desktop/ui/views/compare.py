@@ -107,13 +107,15 @@ class CompareRun:
         return text
 
 
-class _RunSignals(QObject):
+class CompareSignals(QObject):
+    """What :func:`run_comparison` reports, queued to the GUI thread."""
+
     sideStarted = Signal(object, int)
     sideFinished = Signal(object, int)
     finished = Signal(object)
 
 
-def run_comparison(client: EngineClient, run: CompareRun, signals: _RunSignals) -> None:
+def run_comparison(client: EngineClient, run: CompareRun, signals: CompareSignals) -> None:
     """Worker side: stream the left set-up's answer, then the right one's."""
     messages = [{"role": "user", "content": run.prompt}]
     for side, setup in enumerate(run.sides):
@@ -162,7 +164,7 @@ class ComparePage(QWidget):
         self.run: CompareRun | None = None  # the running or last finished comparison
         self.running = False
         self.revealed = True
-        self._signals = _RunSignals(self)
+        self._signals = CompareSignals(self)
         self._signals.sideStarted.connect(self._side_started)
         self._signals.sideFinished.connect(self._side_finished)
         self._signals.finished.connect(self._finished)
