@@ -190,3 +190,24 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(DocStoreError, match="closed"):
         store.collections()
+
+
+def test_passage_counts_follow_the_index(store: DocStore, tmp_path: Path) -> None:
+    first = store.create_collection("First")
+    _save(store, first.id, "/d/a.txt", "Apples and pears.", "Apples again.")
+    assert store.passage_counts(["apples", "pears", "plums"]) == (
+        2, {"apples": 2, "pears": 1, "plums": 0})
+    second = store.create_collection("Second")
+    # Counted over the whole index, as BM25 counts them; changes made elsewhere are seen.
+    with DocStore(tmp_path / "docs.sqlite3") as other:
+        _save(other, second.id, "/e/b.txt", "Plums, apples.")
+    assert store.passage_counts(["apples", "plums"]) == (3, {"apples": 3, "plums": 1})
+    store.delete_collection(first.id)
+    assert store.passage_counts(["apples", "pears"]) == (1, {"apples": 1, "pears": 0})
+    # The list of terms is this connection's own: the file's schema is unchanged.
+    conn = sqlite3.connect(store.path)
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert "chunk_terms" not in names and "chunk_text" in names

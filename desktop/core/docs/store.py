@@ -25,6 +25,7 @@ from desktop.core.docs.schema import DocStoreError
 from desktop.core.docs.vectors import Matrix, from_blobs, to_blob
 
 Ids = npt.NDArray[np.int64]
+_MAX_TERM_COUNTS = 50_000  # terms whose counts are remembered, at most
 
 __all__ = ["DATABASE_NAME", "DocStore", "DocStoreError", "CollectionNotFound"]
 
@@ -53,11 +54,24 @@ class DocStore(Database):
         # (collection, model) -> (generation, chunk ids, unit vectors): reloaded when the
         # collection's generation moves on.
         self._vector_cache: dict[tuple[int, str], tuple[int, Ids, Matrix]] = {}
+        # How many passages hold each term, and in all: kept while the index is in one state.
+        self._counts_state: tuple[int, int, int] | None = None
+        self._passages = 0
+        self._term_counts: dict[str, int] = {}
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        super()._prepare(conn)
+        # The full-text index's own list of terms with the number of passages holding each;
+        # in temp, so it is this connection's and the file's schema does not change.
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_terms "
+                     "USING fts5vocab(main, chunk_text, 'row')")
 
     def close(self) -> None:
-        """Close the database (and forget the vectors held in memory)."""
+        """Close the database (and forget the vectors and counts held in memory)."""
         with self._lock:
             self._vector_cache.clear()
+            self._counts_state = None
+            self._term_counts.clear()
             super().close()
 
     @staticmethod
@@ -284,12 +298,48 @@ class DocStore(Database):
     # -- what the search reads -------------------------------------------------------------
     def full_text_ranking(self, collection_id: int, match: str, limit: int) -> list[int]:
         """Chunk ids of a collection matching the FTS5 expression *match*, best BM25 first."""
-        rows = self._read(
-            "SELECT chunk_text.rowid AS id FROM chunk_text "
-            "JOIN chunks c ON c.id = chunk_text.rowid JOIN files f ON f.id = c.file_id "
-            "WHERE chunk_text MATCH ? AND f.collection_id = ? "
-            "ORDER BY bm25(chunk_text) LIMIT ?", (match, collection_id, limit))
-        return [row["id"] for row in rows]
+        with self._snapshot() as conn:
+            shared = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE collection_id != ? AND chunks > 0)",
+                (collection_id,)).fetchone()[0]
+            if shared:
+                # Other collections' passages are in the index too: each match is looked up
+                # to keep this collection's.
+                rows = conn.execute(
+                    "SELECT chunk_text.rowid AS id FROM chunk_text "
+                    "JOIN chunks c ON c.id = chunk_text.rowid JOIN files f ON f.id = c.file_id "
+                    "WHERE chunk_text MATCH ? AND f.collection_id = ? "
+                    "ORDER BY bm25(chunk_text) LIMIT ?", (match, collection_id, limit))
+            else:
+                # The collection is the whole index: no lookups, the full-text table alone.
+                rows = conn.execute(
+                    "SELECT rowid AS id FROM chunk_text WHERE chunk_text MATCH ? "
+                    "ORDER BY bm25(chunk_text) LIMIT ?", (match, limit))
+            return [row["id"] for row in rows]
+
+    def passage_counts(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
+        """How many passages the whole index holds (all collections, as BM25 counts them), and
+        how many hold each of *terms* (tokens as the full-text index keeps them: lower case,
+        no diacritics; 0 for one it does not hold). Remembered until the index changes."""
+        with self._snapshot() as conn:
+            # Any change to a collection's files moves its generation on; a deleted collection
+            # lowers the count, a new one raises the highest id.
+            state = tuple(conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(generation), 0) "
+                "FROM collections").fetchone())
+            if state != self._counts_state or len(self._term_counts) > _MAX_TERM_COUNTS:
+                self._term_counts.clear()
+                self._passages = int(conn.execute(
+                    "SELECT COALESCE(SUM(chunks), 0) FROM files").fetchone()[0])
+                self._counts_state = (state[0], state[1], state[2])
+            counts = {}
+            for term in terms:
+                if term not in self._term_counts:
+                    row = conn.execute("SELECT doc FROM temp.chunk_terms WHERE term = ?",
+                                       (term,)).fetchone()
+                    self._term_counts[term] = int(row[0]) if row else 0
+                counts[term] = self._term_counts[term]
+            return self._passages, counts
 
     def embedding_models(self, collection_id: int) -> dict[str, tuple[int, int]]:
         """The models whose vectors a collection holds: model id -> (dimension, chunks), the
