@@ -283,6 +283,7 @@ def test_a_blind_comparison_streams_two_replies_and_stores_the_vote(qtbot, app,
     with qtbot.waitSignal(app.adapters.presetsChanged, timeout=10_000):
         app.adapters.save_preset("pirate-only")
     page = app.compare_page
+    app.window.chat_page.header.panel_buttons["Adapters"].click()  # closed at first
     assert app.adapters_dock.isVisible()
     app.window.show_page("Compare")
     assert not app.adapters_dock.isVisible()  # the dock belongs beside the chat

@@ -248,8 +248,10 @@ def test_stop_while_a_call_asks_ends_the_whole_reply_at_once(qtbot, app, tmp_pat
     app.chat.tool_choice = named("todays_note")
     ask(qtbot, app)
     asking_block(qtbot, app)
+    stop = app.window.chat_page.send_button  # Stop while the reply is written
+    assert stop.accessibleName() == "Stop reply"
     with qtbot.waitSignal(app.chat.busyChanged, timeout=5_000):
-        qtbot.mouseClick(app.window.chat_page.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
     message = app.store.messages(app.chat.conversation.id)[-1]
     assert message.state == "stopped"
     assert message.tool_steps[0].calls[0].state == CallState.STOPPED

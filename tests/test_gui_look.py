@@ -16,13 +16,15 @@ from PySide6.QtWidgets import (QApplication, QPushButton, QStyle, QStyleOptionBu
                                QStyleOptionToolButton, QToolButton, QWidget)
 from pytestqt.qtbot import QtBot
 
+from desktop.core.library import installed_models
 from desktop.ui.app import DesktopApp
 from desktop.ui.style import DARK, LIGHT, current, icon, icon_pixmap
 from desktop.ui.style.icons import APP_ICON, ICON_DIR, app_icon, icon_path
 from desktop.ui.views.rail import MARGIN, PAGE_ICONS
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["Chat", "Models", "Adapters", "Compare", "Server", "Tools", "Documents", "Settings"]
+PAGES = ["Chat", "Models", "Adapters", "Train", "Compare", "Server", "Tools", "Documents",
+         "Settings"]
 SIZES = ((1280, 820), (1024, 700))
 
 
@@ -107,7 +109,7 @@ def test_every_page_is_reached_by_keyboard_through_the_rail(qtbot: QtBot,
     qtbot.keyClick(rail, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is not rail
 
-    # Ctrl+1 … Ctrl+8 from anywhere, and the shortcuts the window had.
+    # Ctrl+1 … Ctrl+9 from anywhere, and the shortcuts the window had.
     for index, name in enumerate(PAGES):
         qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + index), Qt.KeyboardModifier.ControlModifier)
         assert window.stack.currentWidget() is window.pages[name], name
@@ -129,7 +131,7 @@ def test_the_theme_switch_restyles_everything_at_once(qtbot: QtBot,
     window = desktop.window
     window.resize(1280, 820)
     QApplication.processEvents()
-    composer = window.chat_page.composer
+    composer = window.chat_page.composer_box  # the rounded box the message is typed in
     new_chat = window.sidebar.new_button
     search_icon = icon("search")
 
@@ -140,7 +142,7 @@ def test_the_theme_switch_restyles_everything_at_once(qtbot: QtBot,
             "rail": pixel(window.nav, window.nav.width() // 2, window.nav.height() - 5),
             "sidebar": pixel(window.sidebar, 2, window.sidebar.height() - 5),
             "button": pixel(new_chat, 4, new_chat.height() // 2),
-            "composer": pixel(composer, composer.width() - 8, composer.height() - 8),
+            "composer": pixel(composer, composer.width() // 2, 4),
             "status bar": pixel(window.statusBar(), 3, window.statusBar().height() // 2),
             "icon": tint(search_icon.pixmap(QSize(16, 16), 1.0).toImage()),
         }
@@ -219,6 +221,16 @@ def cut_buttons(root: QWidget) -> list[str]:
     return cut
 
 
+def cut_picker(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The model picker's lines (the name, the load state) that its text field cuts short."""
+    picker = page.model_picker
+    field = picker.field_rect()
+    lines = ((picker.currentText(), picker.name_font()), (picker.state, picker.state_font()))
+    return [f"{text!r} ({QFontMetrics(font).horizontalAdvance(text)} > {field.width()})"
+            for text, font in lines
+            if QFontMetrics(font).horizontalAdvance(text) > field.width()]
+
+
 def cut_rail_labels(window) -> list[str]:  # type: ignore[no-untyped-def]
     rail = window.nav
     metrics = QFontMetrics(rail.caption_font())
@@ -237,8 +249,16 @@ def test_no_text_is_cut_off_on_the_rail_or_on_buttons(qtbot: QtBot, desktop: Des
                                                       size: tuple[int, int]) -> None:
     window = desktop.window
     width, height = size
-    # A small screen has no room for the adapters beside the chat: the user closes them.
+    # The adapters beside the chat (closed at first), where there is room for them.
     desktop.adapters_dock.setVisible(width >= 1280)
+    # The picker with the starter model, loaded in a good deal of memory.
+    chat = window.chat_page
+    choices = [(m.id, m.name) for m in installed_models() if m.loadable and m.kind == "chat"]
+    chat.set_models(choices, choices[0][0])
+    chat.set_engine_state("ready")
+    chat.set_engine_status({"model": {"id": choices[0][0]}, "memory_bytes": 12 * 1024**3})
+    assert chat.model_picker.currentText() == choices[0][1]
+    assert chat.model_picker.state == "Loaded · 12.00 GB in memory"
     for page in PAGES:
         window.show_page(page)
         QApplication.processEvents()  # the window's smallest size follows the page shown
@@ -247,6 +267,8 @@ def test_no_text_is_cut_off_on_the_rail_or_on_buttons(qtbot: QtBot, desktop: Des
         assert (window.width(), window.height()) == size, page
         assert not cut_rail_labels(window), page
         assert not cut_buttons(window), (page, cut_buttons(window))
+        if page == "Chat":
+            assert not cut_picker(chat), cut_picker(chat)
         if desktop.adapters_dock.isVisible():
             assert not cut_buttons(desktop.adapters_dock), (page, "dock")
 

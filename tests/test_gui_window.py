@@ -34,7 +34,10 @@ def test_default_window_leaves_room_for_the_conversation_list(qtbot: QtBot, home
         # make the window's own minimum wider than that.
         first_width = window.width()
         assert first_width == max(1180, window.minimumSizeHint().width()), first_width
-        assert desktop.adapters_dock.isVisible()
+        # The side panels are closed at first: the chat has the room.
+        assert list(window.docks) == ["Model settings", "Adapters"]
+        assert not any(dock.isVisible() for dock in window.docks.values())
+        assert not any(b.isChecked() for b in window.chat_page.header.panel_buttons.values())
         sidebar, chat = window.splitter.sizes()
         assert sidebar >= 180 and chat >= 500, (sidebar, chat)
         # A long conversation title ends in "…" instead of widening the window.
@@ -54,8 +57,9 @@ def test_docks_and_the_sidebar_are_remembered(qtbot: QtBot, home: Path) -> None:
     try:
         first.window.resize(1400, 820)
         first.window.splitter.setSizes([320, 700])
-        first.adapters_dock.toggleViewAction().trigger()  # closed by the user
-        assert not first.adapters_dock.isVisible()
+        buttons = first.window.chat_page.header.panel_buttons
+        buttons["Adapters"].click()  # opened by the user, from the chat's header
+        assert first.adapters_dock.isVisible() and buttons["Adapters"].isChecked()
         QApplication.processEvents()
         wanted = first.window.splitter.sizes()
     finally:
@@ -63,17 +67,26 @@ def test_docks_and_the_sidebar_are_remembered(qtbot: QtBot, home: Path) -> None:
 
     second = opened(qtbot)
     try:
-        assert not second.adapters_dock.isVisible()
+        docks = second.window.docks
+        buttons = second.window.chat_page.header.panel_buttons
+        assert second.adapters_dock.isVisible() and buttons["Adapters"].isChecked()
+        assert not docks["Model settings"].isVisible()
         assert (second.window.width(), second.window.height()) == (1400, 820)
         assert second.window.splitter.sizes() == wanted
-        second.adapters_dock.toggleViewAction().trigger()
+        buttons["Adapters"].click()  # closed again
+        assert not second.adapters_dock.isVisible() and not buttons["Adapters"].isChecked()
+        buttons["Model settings"].click()
+        assert docks["Model settings"].isVisible()
+        assert second.window.chat_page.settings_panel.isVisible()
         second.window.show_page("Settings")  # the dock steps aside off the chat...
-        assert not second.adapters_dock.isVisible()
+        assert not docks["Model settings"].isVisible()
     finally:
         second.close()
 
     third = opened(qtbot)
     try:
-        assert third.adapters_dock.isVisible()  # ...and was open beside the chat when closed
+        # ...and was open beside the chat when the window closed.
+        assert third.window.docks["Model settings"].isVisible()
+        assert not third.adapters_dock.isVisible()
     finally:
         third.close()

@@ -1,10 +1,14 @@
 """Render every page to PNG, light and dark, at two window sizes: `make screenshots`.
 
-Runs offscreen in a fresh data folder with the starter model: a conversation of real replies
-(a list, code, a long answer), the catalog, two small adapters in use and saved as a preset,
-a comparison of the model with and without them, the server page with the API switched on,
-the Tools page with an MCP server, and the other pages as they first look. Each page is saved
-as ``<page>-<theme>-<width>x<height>.png`` (e.g. ``chat-dark-1280x820.png``).
+Runs offscreen in a fresh data folder with the starter model: the empty chat's welcome, a
+conversation of real replies (a list, code, a long answer) with the pointer over the last, the
+catalog, two small adapters in use and saved as a preset (and the chat again, with them named in
+its header and the model settings' panel open), a comparison of the model with and without them,
+the server page with the API switched on, the Tools page with an MCP server, a short training
+run on the Train page (its loss plot and the held-out prompts answered without and with the new
+adapter), and the other pages as they first look. Each page is saved as
+``<page>-<theme>-<width>x<height>.png`` (e.g. ``chat-dark-1280x820.png``; ``chat-welcome-…`` and
+``chat-panels-…`` for the two other views of the chat).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from PySide6.QtCore import QEvent, QPoint
     from PySide6.QtGui import QCursor
+    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     from desktop.core.library import starter_model_path
@@ -74,6 +79,48 @@ def main(argv: list[str] | None = None) -> int:
     desktop.start()
     pump(lambda: desktop.engine.state == "ready" and bool(desktop.engine.status.get("model")))
     chat_page = window.chat_page
+
+    def shoot(pages: list[str], variant: str = "", panels: tuple[str, ...] = ()) -> None:
+        """Each of *pages*, light and dark, at each size; the chat with the side *panels*
+        open (the others closed, as they are at first), saved as chat<variant>-…"""
+        for theme in THEMES:
+            settings = desktop.settings_page.theme
+            settings.setCurrentIndex(settings.findData(theme))
+            for width, height in SIZES:
+                if "Chat" in pages:
+                    window.show_page("Chat")  # where the docks live
+                    for name, dock in window.docks.items():
+                        dock.setVisible(name in panels)
+                for page in pages:
+                    window.show_page(page)
+                    settle()
+                    window.resize(width, height)
+                    settle()
+                    # No page looks hovered: the pointer rests outside the window...
+                    QCursor.setPos(window.mapToGlobal(QPoint(width + 200, height + 200)))
+                    QApplication.sendEvent(window.nav.viewport(), QEvent(QEvent.Type.Leave))
+                    if page == "Train":  # the run and its result, rather than the form
+                        desktop.train_page.scroll_to_run()
+                    if page == "Chat" and chat_page.messages:
+                        # ...but for the chat's, which rests on the end of the conversation
+                        # and shows the last reply's buttons.
+                        bar = chat_page.scroll.verticalScrollBar()
+                        bar.setValue(bar.maximum())
+                        settle()
+                        QTest.mouseMove(chat_page.messages[-1].body, QPoint(40, 8))
+                    settle()
+                    image = window.grab()
+                    if (image.width(), image.height()) != (width, height):
+                        raise RuntimeError(f"The {page} page needs a window of at least "
+                                           f"{image.width()}x{image.height()}, not "
+                                           f"{width}x{height}.")
+                    name = page.lower() + (variant if page == "Chat" else "")
+                    path = out / f"{name}-{theme}-{width}x{height}.png"
+                    image.save(str(path))
+                    print(path)
+
+    shoot(["Chat"], "-welcome")  # before the conversation: the empty chat
+    window.resize(*SIZES[0])
     finished: list[object] = []
     desktop.chat.replyFinished.connect(finished.append)
     for question, tokens in CONVERSATION:
@@ -91,42 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     pump(lambda: "Serving at" in server.status.text())
     pump(lambda: "notes" in desktop.tools_page.cards, timeout=30)
 
-    def shoot(pages: list[str]) -> None:
-        for theme in THEMES:
-            settings = desktop.settings_page.theme
-            settings.setCurrentIndex(settings.findData(theme))
-            for width, height in SIZES:
-                if "Chat" in pages:
-                    # The adapters dock beside the chat is closed in the smaller window, as
-                    # one would on a small screen.
-                    window.show_page("Chat")  # where the dock lives
-                    desktop.adapters_dock.setVisible(width >= 1280)
-                for page in pages:
-                    window.show_page(page)
-                    settle()
-                    window.resize(width, height)
-                    settle()
-                    if page == "Chat":  # the end of the conversation, as after a reply
-                        bar = chat_page.scroll.verticalScrollBar()
-                        bar.setValue(bar.maximum())
-                    # No page looks hovered: the pointer rests outside the window.
-                    QCursor.setPos(window.mapToGlobal(QPoint(width + 200, height + 200)))
-                    QApplication.sendEvent(window.nav.viewport(), QEvent(QEvent.Type.Leave))
-                    settle()
-                    image = window.grab()
-                    if (image.width(), image.height()) != (width, height):
-                        raise RuntimeError(f"The {page} page needs a window of at least "
-                                           f"{image.width()}x{image.height()}, not "
-                                           f"{width}x{height}.")
-                    path = out / f"{page.lower()}-{theme}-{width}x{height}.png"
-                    image.save(str(path))
-                    print(path)
-
     # The chat header names the adapters in use, so the pages are shown before they are.
-    shoot([page for page in window.pages if page not in ("Adapters", "Compare")])
+    shoot([page for page in window.pages if page not in ("Adapters", "Train", "Compare")])
     add_adapters(desktop, pump)
     compare(desktop, pump)
     shoot(["Adapters", "Compare"])
+    train(desktop, pump)  # after the Adapters page: its adapter joins the library
+    shoot(["Train"])
+    window.show_page("Chat")
+    shoot(["Chat"], "-panels", panels=("Model settings",))
     desktop.close()
     return 0
 
@@ -148,6 +168,25 @@ def add_adapters(desktop: Any, pump: Callable[..., None]) -> None:
         desktop.adapters_panel.rows[name].spin.setValue(weight)
     desktop.adapters.save_preset("both")
     pump(lambda: desktop.adapters.active_preset == "both")
+
+
+def train(desktop: Any, pump: Callable[..., None]) -> None:
+    """A short run on the Train page: the tests' 32 examples of a made-up fact, 12 steps, and
+    the held-out prompts answered without and with the adapter (the page as it is without the
+    train extra, which says how to add it, when that is not installed)."""
+    page = desktop.train_page
+    if desktop.train.missing:
+        return
+    desktop.window.show_page("Train")
+    pump(lambda: page.form.model.count() > 0)
+    desktop.train.load_file(str(ROOT / "tests" / "data" / "train" / "zorblax.jsonl"))
+    pump(lambda: page.preview.isVisible())
+    page.form.set_knobs(steps=12, threads=2, learning_rate=2e-3, checkpoint_every=4)
+    pump(lambda: not page._check_timer.isActive() and page.ready is not None)
+    page.start()
+    pump(lambda: desktop.train.run is not None and desktop.train.run.final is not None,
+         timeout=900)
+    pump(lambda: bool(page.result.texts()) and page.result.again_button.isEnabled())
 
 
 def compare(desktop: Any, pump: Callable[..., None]) -> None:

@@ -84,6 +84,8 @@ QPushButton:disabled {{ background: {t.window}; color: {t.text_faint}; border-co
 QPushButton[primary="true"] {{ background: {t.accent}; color: {t.on_accent};
     border-color: {t.accent}; }}
 QPushButton[primary="true"]:hover {{ background: {t.accent_hover}; }}
+QPushButton[primary="true"]:disabled {{ background: {t.window}; color: {t.text_faint};
+    border-color: {t.border}; }}
 QPushButton:focus {{ border: {ring}px solid {t.focus}; padding: 3px 7px; }}
 
 QToolButton {{ background: {t.raised}; color: {t.text}; border: 1px solid {t.border};

@@ -1,39 +1,38 @@
-"""The chat page: a conversation's messages, the model picker, and the box to type in."""
+"""The chat page: the header with the model picker, a conversation's messages in a readable
+column, and the message box."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QShowEvent
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLayout,
-                               QMenu, QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QLayout,
+                               QPlainTextEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from desktop.core.chat_records import Source
 from desktop.core.chats import Conversation, Message
 from desktop.core.tool_calls import Decision, ToolStep
 from desktop.ui.chat_controller import ChatController, Turn
-from desktop.ui.views.labels import ElidedLabel
+from desktop.ui.style.tokens import READABLE_WIDTH, SPACE_L, SPACE_S
+from desktop.ui.views.chat_header import ChatHeader
+from desktop.ui.views.composer import ComposerBox, conversation_tokens
 from desktop.ui.views.message import MessageWidget
 from desktop.ui.views.model_settings import ModelSettingsPanel
-from desktop.ui.views.sources import DocsButton
+from desktop.ui.views.welcome import Welcome
 
 WRITING_ELSEWHERE = ("A reply is still being written in another chat. You can send here when "
                      "it is done, or stop it (Esc).")
 
 
-class Composer(QPlainTextEdit):
-    """The message box: Enter sends, Shift+Enter starts a new line."""
-
-    submitted = Signal()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
-            self.submitted.emit()
-            return
-        super().keyPressEvent(event)
+def centred(widget: QWidget, bottom: int = 0) -> QWidget:
+    """*widget* in the middle of a row, no wider than the chat's column."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(SPACE_L, 0, SPACE_L, bottom)
+    widget.setMaximumWidth(READABLE_WIDTH)
+    row.addWidget(widget)
+    return holder
 
 
 class ChatPage(QWidget):
@@ -52,78 +51,38 @@ class ChatPage(QWidget):
         self._held: list[str] = []  # reply text that came while the chat could not be seen
         self._held_thought: list[str] = []  # and thinking
         self._held_seconds: float | None = None  # and the end of the thinking
-        outer = QHBoxLayout(self)
-        outer.setContentsMargins(8, 8, 8, 8)
-        column = QWidget()
-        layout = QVBoxLayout(column)
+        self._shown: list[Message] = []  # the conversation's messages, for the token count
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(column, 1)
+        layout.setSpacing(0)
+        # Beside the chat, in a dock the window makes (MainWindow); created here, as the app
+        # reaches it through the page.
         self.settings_panel = ModelSettingsPanel()
         self.settings_panel.setAccessibleName("Model settings")
-        self.settings_panel.setFixedWidth(260)
-        self.settings_panel.hide()
-        outer.addWidget(self.settings_panel)
 
-        top = QHBoxLayout()
-        self.title = ElidedLabel("New chat")
-        self.title.setObjectName("chatTitle")
-        top.addWidget(self.title, 1)
-        self.adapters_label = QLabel("")
-        self.adapters_label.setObjectName("chatAdapters")
-        self.adapters_label.setAccessibleName("Active adapters")
-        self.adapters_label.hide()
-        top.addWidget(self.adapters_label)
-        self.model_picker = QComboBox()
-        self.model_picker.setAccessibleName("Model")
-        self.model_picker.setMinimumContentsLength(14)
-        self.model_picker.activated.connect(
-            lambda index: self.modelChosen.emit(self.model_picker.itemData(index)))
-        top.addWidget(self.model_picker)
-        # Shown for models that think: whether this chat lets them think before answering.
-        self.thinking_button = QPushButton("Thinking")
-        self.thinking_button.setCheckable(True)
-        self.thinking_button.setChecked(True)
-        self.thinking_button.setAccessibleName("Let the model think before it answers")
-        self.thinking_button.setToolTip("Let the model think before it answers, in this chat "
-                                        "(off: it answers at once)")
-        self.thinking_button.toggled.connect(self.chat.set_thinking)
-        self.thinking_button.hide()
-        top.addWidget(self.thinking_button)
-        self.system_button = QPushButton("System prompt")
-        self.system_button.setCheckable(True)
+        self.header = ChatHeader()
+        self.title = self.header.title
+        self.adapters_label = self.header.adapters_label
+        self.model_picker = self.header.model_picker
+        self.model_picker.activated.connect(self._picked)
+        self.system_button = self.header.system_button
         self.system_button.toggled.connect(self._toggle_system)
-        top.addWidget(self.system_button)
-        self.settings_button = QPushButton("Model settings")
-        self.settings_button.setCheckable(True)
-        self.settings_button.toggled.connect(self.settings_panel.setVisible)
-        top.addWidget(self.settings_button)
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setAccessibleName("Export conversation")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.export_button)
-        menu.addAction("As Markdown…", lambda: self._export("md"))
-        menu.addAction("As JSON…", lambda: self._export("json"))
-        self.export_button.setMenu(menu)
-        top.addWidget(self.export_button)
-        layout.addLayout(top)
+        self.export_button = self.header.export_button
+        self.header.exportRequested.connect(self._export)
+        layout.addWidget(self.header)
 
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setAccessibleName("System prompt")
         self.system_prompt.setPlaceholderText("How the assistant should behave in this chat")
         self.system_prompt.setMaximumHeight(80)
-        self.system_prompt.hide()
+        self.system_prompt.setTabChangesFocus(True)
         self._system_timer = QTimer(self, singleShot=True, interval=600)
-        self._system_timer.timeout.connect(
-            lambda: self.chat.set_system_prompt(self.system_prompt.toPlainText()))
+        self._system_timer.timeout.connect(self._system_changed)
         self.system_prompt.textChanged.connect(self._system_timer.start)
-        layout.addWidget(self.system_prompt)
-
-        self.notice = QLabel("")
-        self.notice.setObjectName("chatNotice")
-        self.notice.setWordWrap(True)
-        self.notice.hide()
-        layout.addWidget(self.notice)
+        self.system_row = centred(self.system_prompt)
+        self.system_row.layout().setContentsMargins(SPACE_L, SPACE_S, SPACE_L, 0)
+        self.system_row.hide()
+        layout.addWidget(self.system_row)
 
         self.scroll = QScrollArea()
         self.scroll.setObjectName("chatScroll")
@@ -137,47 +96,38 @@ class ChatPage(QWidget):
         self.list_widget.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self.list_layout = QVBoxLayout(self.list_widget)
         self.list_layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        self.list_layout.setSpacing(SPACE_L)
         self.list_layout.addStretch(1)
         self.scroll.setWidget(self.list_widget)
-        self.empty = QLabel("Type a message below to start chatting. Everything stays on this "
-                            "computer.")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty = Welcome()
+        self.empty.promptChosen.connect(self.send_prompt)
         self.list_layout.insertWidget(0, self.empty)
+        # The column of messages stays READABLE_WIDTH wide at most, in the middle.
+        self.scroll.viewport().installEventFilter(self)
         layout.addWidget(self.scroll, 1)
 
-        bottom = QHBoxLayout()
-        # Which MCP servers' tools this chat may use (each call still asks first).
-        self.tools_button = QToolButton()
-        self.tools_button.setText("Tools")
-        self.tools_button.setAccessibleName("Tools this chat may use")
-        self.tools_button.setToolTip("Pick the MCP servers whose tools the model may call in "
-                                     "this chat; every call asks you first")
-        self.tools_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.tools_menu = QMenu(self.tools_button)
-        self.tools_menu.aboutToShow.connect(self._fill_tools_menu)
-        self.tools_button.setMenu(self.tools_menu)
-        bottom.addWidget(self.tools_button)
-        # Which document collections this chat answers from.
-        self.docs_button = DocsButton(chat)
-        bottom.addWidget(self.docs_button)
-        self.composer = Composer()
-        self.composer.setAccessibleName("Message")
-        self.composer.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
-        self.composer.setMaximumHeight(84)
+        bottom = QWidget()
+        column = QVBoxLayout(bottom)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(SPACE_S)
+        self.notice = QLabel("")
+        self.notice.setObjectName("chatNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        column.addWidget(self.notice)
+        self.composer_box = ComposerBox(chat)
+        column.addWidget(self.composer_box)
+        layout.addWidget(centred(bottom, SPACE_L))
+        self.composer = self.composer_box.composer
         self.composer.submitted.connect(self.send)
-        bottom.addWidget(self.composer, 1)
-        self.send_button = QPushButton("Send")
-        self.send_button.setAccessibleName("Send message")
-        self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setAccessibleName("Stop reply")
-        self.stop_button.clicked.connect(self.chat.stop)
-        self.stop_button.hide()
-        bottom.addWidget(self.send_button)
-        bottom.addWidget(self.stop_button)
-        layout.addLayout(bottom)
-        self.setTabOrder(self.composer, self.send_button)
-        self.setTabOrder(self.send_button, self.model_picker)
+        self.send_button = self.composer_box.send_button
+        self.send_button.clicked.connect(self._send_or_stop)
+        self.tools_button = self.composer_box.tools_button
+        self.tools_menu = self.tools_button.tools_menu
+        self.tools_button.manageRequested.connect(self.manageToolsRequested)
+        self.docs_button = self.composer_box.docs_button
+        self.thinking_button = self.composer_box.thinking_button
+        self.thinking_button.toggled.connect(self.chat.set_thinking)
 
         chat.conversationOpened.connect(self.show_conversation)
         chat.replyStarted.connect(self._reply_started)
@@ -187,7 +137,6 @@ class ChatPage(QWidget):
         chat.replySteps.connect(self._reply_steps)
         chat.replySearching.connect(self._reply_searching)
         chat.replySources.connect(self._reply_sources)
-        chat.toolsChanged.connect(self._tools_changed)
         chat.toolNote.connect(self._tool_note)
         chat.replyFinished.connect(self._reply_finished)
         chat.replyFailed.connect(self._reply_failed)
@@ -198,16 +147,59 @@ class ChatPage(QWidget):
         self._follow_timer = QTimer(self, singleShot=True, interval=0)
         self._follow_timer.timeout.connect(self._scroll_to_end)
         self.scroll.verticalScrollBar().valueChanged.connect(self._track_bottom)
+        self._show_model_state()
+
+    @property
+    def settings_button(self) -> QToolButton:
+        """The header's button for the model settings panel (once the window has made it)."""
+        return self.header.panel_buttons["Model settings"]
+
+    def add_panel_button(self, name: str, action: Any, icon_name: str) -> QToolButton:
+        """A header button that opens and closes the side panel *name* (see ChatHeader)."""
+        return self.header.add_panel_button(name, action, icon_name)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_column()
+        return super().eventFilter(watched, event)
+
+    def _fit_column(self) -> None:
+        """Centre the messages in a column at most READABLE_WIDTH wide; the welcome fills the
+        height shown, so that it sits in the middle."""
+        viewport = self.scroll.viewport()
+        side = max(SPACE_L, (viewport.width() - READABLE_WIDTH) // 2)
+        margins = self.list_layout.contentsMargins()
+        if (margins.left(), margins.right()) != (side, side):
+            self.list_layout.setContentsMargins(side, SPACE_L, side, SPACE_L)
+        self.empty.setMinimumHeight(max(0, viewport.height() - 2 * SPACE_L))
+
+    def column_width(self) -> int:
+        """How wide the messages' column is now."""
+        margins = self.list_layout.contentsMargins()
+        return self.list_widget.width() - margins.left() - margins.right()
 
     # -- models ----------------------------------------------------------------------------------
     def set_models(self, models: list[tuple[str, str]], current: str | None) -> None:
-        self.model_picker.clear()
-        for model_id, label in models:
-            self.model_picker.addItem(label, model_id)
-        if current is not None:
-            index = self.model_picker.findData(current)
-            if index >= 0:
-                self.model_picker.setCurrentIndex(index)
+        self.model_picker.set_models(models, current)
+        self._show_model_state()
+
+    def _picked(self, index: int) -> None:
+        self.model_picker.picked(index)
+        self.modelChosen.emit(self.model_picker.itemData(index))
+
+    def set_engine_state(self, state: str) -> None:
+        """The engine is starting, ready, restarting or stopped."""
+        self.model_picker.set_engine_state(state)
+        self._show_model_state()
+
+    def set_engine_status(self, status: dict[str, Any]) -> None:
+        """The engine's latest status: which model it has loaded, the memory it takes."""
+        self.model_picker.set_status(status)
+        self._show_model_state()
+
+    def _show_model_state(self) -> None:
+        self.model_picker.set_remote(self.chat.engine.remote is not None)
+        self.composer_box.set_context(self.chat.engine.context_for(self.chat.model))
 
     def set_dark(self, dark: bool) -> None:
         """The theme turned dark (or light): messages from now on, and those shown, follow."""
@@ -217,44 +209,13 @@ class ChatPage(QWidget):
 
     def set_adapters_text(self, text: str) -> None:
         """Name the LoRA adapters that change the replies ("pirate 0.8 + sql 0.5"), or none."""
-        # Elided: a long stack must not widen the window; the tooltip has all of it.
-        metrics = self.adapters_label.fontMetrics()
-        self.adapters_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, 360))
-        self.adapters_label.setToolTip(text)
-        self.adapters_label.setVisible(bool(text))
+        self.header.set_adapters_text(text)
 
     def set_model_thinks(self, thinks: bool) -> None:
         """Show the thinking switch while the model in use is one that thinks."""
         self.thinking_button.setVisible(thinks)
 
-    # -- tools -----------------------------------------------------------------------------------
-    def _fill_tools_menu(self) -> None:
-        """The configured servers, each checkable; those switched off cannot be picked."""
-        self.tools_menu.clear()
-        servers = self.chat.tool_servers
-        configured = servers.config.servers if servers is not None else {}
-        for name, server in configured.items():
-            label = name if server.enabled else f"{name} (switched off)"
-            action = self.tools_menu.addAction(label)
-            action.setCheckable(True)
-            action.setChecked(name in self.chat.tools)
-            action.setEnabled(server.enabled)
-            action.toggled.connect(lambda on, n=name: self._pick_server(n, on))
-        if not configured:
-            self.tools_menu.addAction("No MCP servers yet").setEnabled(False)
-        self.tools_menu.addSeparator()
-        self.tools_menu.addAction("Manage servers…", self.manageToolsRequested)
-
-    def _pick_server(self, name: str, on: bool) -> None:
-        picked = [n for n in self.chat.tools if n != name] + ([name] if on else [])
-        self.chat.set_tools(picked)
-
-    def _tools_changed(self, names: list[str]) -> None:
-        self.tools_button.setText(f"Tools ({len(names)})" if names else "Tools")
-        self.tools_button.setAccessibleName(
-            f"Tools this chat may use: {', '.join(names)}" if names
-            else "Tools this chat may use")
-
+    # -- tools and documents ----------------------------------------------------------------
     def _tool_note(self, text: str) -> None:
         self.notice.setText(text)
         self.notice.show()
@@ -292,6 +253,7 @@ class ChatPage(QWidget):
         self.thinking_button.setChecked(self.chat.thinking)
         self.thinking_button.blockSignals(False)
         self._add_all(messages)
+        self._count(messages)
         turn = self.chat.turn
         if turn is not None and conversation is not None \
                 and turn.conversation_id == conversation.id:
@@ -320,6 +282,7 @@ class ChatPage(QWidget):
             self.list_layout.removeWidget(widget)
             widget.deleteLater()
         self.messages.clear()
+        self._shown = []
         self.reply = None
         self._clear_held()
         self.empty.show()
@@ -356,10 +319,33 @@ class ChatPage(QWidget):
         if self.chat.send(text, self.system_prompt.toPlainText()):
             self.composer.clear()
 
+    def send_prompt(self, text: str) -> None:
+        """Send one of the welcome's example prompts, as if it had been typed."""
+        self.composer.setPlainText(text)
+        self.send()
+
+    def _send_or_stop(self) -> None:
+        if self.chat.busy:
+            self.chat.stop()
+        else:
+            self.send()
+
+    def _count(self, messages: list[Message]) -> None:
+        """Count the tokens of the conversation shown again (when it changes, not as a reply
+        streams)."""
+        self._shown = list(messages)
+        self.composer_box.set_history(
+            conversation_tokens(messages, self.system_prompt.toPlainText()))
+
+    def _system_changed(self) -> None:
+        self.chat.set_system_prompt(self.system_prompt.toPlainText())
+        self._count(self._shown)
+
     def _reply_started(self, conversation: Conversation, messages: list[Message]) -> None:
         self._clear()
         self.title.setText(conversation.title)
         self._add_all(messages)
+        self._count(messages)
         self.reply = self.messages[-1] if self.messages else None
         self._at_bottom = True
 
@@ -413,6 +399,8 @@ class ChatPage(QWidget):
             if message.thinking and (section.thinking or not section.text):
                 section.set_text(message.thinking, message.thought_seconds)
             self.reply.set_state(message.state, message.error)
+        if any(m.id == message.id for m in self._shown):
+            self._count([message if m.id == message.id else m for m in self._shown])
         self.reply = None
         self._clear_held()
 
@@ -427,8 +415,7 @@ class ChatPage(QWidget):
         self.notice.show()
 
     def _busy(self, busy: bool) -> None:
-        self.send_button.setVisible(not busy)
-        self.stop_button.setVisible(busy)
+        self.composer_box.set_streaming(busy)
         for widget in self.messages:
             widget.set_actions_enabled(not busy)
         if not busy:
@@ -469,7 +456,9 @@ class ChatPage(QWidget):
         bar.setValue(bar.maximum())
 
     def _toggle_system(self, shown: bool) -> None:
-        self.system_prompt.setVisible(shown)
+        self.system_row.setVisible(shown)
+        if shown:
+            self.system_prompt.setFocus()
 
     def _export(self, kind: str) -> None:
         conversation = self.chat.conversation

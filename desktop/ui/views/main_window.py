@@ -1,4 +1,9 @@
-"""The main window: the navigation rail, the conversation list, the page, and a status bar."""
+"""The main window: the navigation rail, the conversation list, the page, and a status bar.
+
+Side panels (the model settings, the adapters) are docks beside the chat, closed at first and
+opened from buttons in the chat's header; where they are, how wide and whether they are open
+is kept with the window's state (QSettings), apart from the user's settings.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow,
-                               QPushButton, QSizePolicy, QSplitter, QStackedWidget, QToolButton,
+                               QPushButton, QScrollArea, QSizePolicy, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
 from desktop.ui.chat_controller import ChatController
@@ -17,6 +22,8 @@ from desktop.ui.views.rail import NavigationRail
 from desktop.ui.views.sidebar import Sidebar
 
 GiB = 1024**3
+# The icon of each side panel's button in the chat's header (Lucide names).
+PANEL_ICONS = {"Model settings": "sliders-horizontal", "Adapters": "layers"}
 
 
 class EngineBanner(QFrame):
@@ -108,6 +115,15 @@ class MainWindow(QMainWindow):
 
         engine.stateChanged.connect(self._engine_state)
         engine.statusChanged.connect(self._engine_status)
+        # The model settings scroll in their panel rather than make the window taller.
+        panel = self.chat_page.settings_panel
+        settings = QScrollArea()
+        settings.setWidgetResizable(True)
+        settings.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        settings.setWidget(panel)
+        settings.setMinimumWidth(panel.minimumSizeHint().width()
+                                 + settings.verticalScrollBar().sizeHint().width())
+        self.add_dock("Model settings", settings)
         self._restore()
 
     def add_page(self, name: str, widget: QWidget, icon: str | None = None) -> None:
@@ -129,27 +145,32 @@ class MainWindow(QMainWindow):
                       else QSizePolicy.Policy.Ignored)
             page.setSizePolicy(policy, policy)
 
-    def add_dock(self, name: str, widget: QWidget) -> QDockWidget:
-        """Put *widget* in a dock beside the chat; a status bar button shows or hides it.
+    def add_dock(self, name: str, widget: QWidget, icon: str | None = None) -> QDockWidget:
+        """Put *widget* in a side panel beside the chat, closed at first; a button in the chat's
+        header (with *icon*, a Lucide name, or the one PANEL_ICONS has) opens and closes it.
 
-        Docks belong to the chat: they step aside on other pages and come back with it.
+        Docks belong to the chat: they step aside on other pages and come back with it. A
+        second dock opens beside the first, not under it, so each has the window's height.
         """
         dock = QDockWidget(name, self)
-        dock.setObjectName(f"{name.lower()}Dock")
+        words = name.split()
+        dock.setObjectName(words[0].lower() + "".join(w.title() for w in words[1:]) + "Dock")
         dock.setWidget(widget)
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea
                              | Qt.DockWidgetArea.RightDockWidgetArea)
+        beside = next(iter(self.docks.values()), None)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        if beside is not None:
+            self.splitDockWidget(beside, dock, Qt.Orientation.Horizontal)
         # As narrow as it can be: the chat and the conversation list need the room more.
         self.resizeDocks([dock], [widget.minimumSizeHint().width()], Qt.Orientation.Horizontal)
+        dock.hide()
         self.docks[name] = dock
         docks = self.window_state.value("docks")
         if docks is not None:
             self.restoreState(docks)  # where the user left it, how wide, open or closed
-        toggle = QToolButton()
-        toggle.setDefaultAction(dock.toggleViewAction())
-        toggle.setAccessibleName(f"Show or hide {name}")
-        self.statusBar().addPermanentWidget(toggle)
+        self.chat_page.add_panel_button(name, dock.toggleViewAction(),
+                                        icon or PANEL_ICONS.get(name, "columns-2"))
         dock.toggleViewAction().triggered.connect(lambda _: self._dock_asked(dock))
         return dock
 
@@ -194,6 +215,7 @@ class MainWindow(QMainWindow):
         names = {"starting": "starting", "ready": "ready", "crashed": "restarting",
                  "failed": "stopped", "stopped": "stopped"}
         self.engine_label.setText(f"Engine: {names.get(state, state)}")
+        self.chat_page.set_engine_state(state)
         safe = " Your conversations and the text you were typing are safe."
         if state == "crashed":
             self._crashed = True
@@ -213,6 +235,7 @@ class MainWindow(QMainWindow):
         model = status.get("model") if status else None
         self.model_label.setText(f"Model: {model['id']}" if model else "No model loaded")
         self.chat_page.set_model_thinks(bool(model and model.get("thinks")))
+        self.chat_page.set_engine_status(status or {})
         memory = status.get("memory_bytes") if status else None
         self.memory_label.setText(f"Memory: {memory / GiB:.2f} GB" if memory else "")
         last = (status or {}).get("last_generation") or {}

@@ -1,23 +1,108 @@
-"""One message in the chat: who said it, its Markdown, and what can be done with it."""
+"""One message in the chat: the user's as a bubble on the right, the model's as text across the
+column; under each, small icon buttons (copy, and edit or regenerate) that show while the
+pointer is over the message or the keyboard is on one of them."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit, QPushButton, \
-    QSizePolicy, QVBoxLayout, QWidget
+import math
+
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QEnterEvent, QFocusEvent, QGuiApplication, QPaintEvent, QResizeEvent
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QPlainTextEdit,
+                               QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from desktop.core.chats import Message, Source
 from desktop.core.tool_calls import ToolStep
+from desktop.ui.style import icon
+from desktop.ui.style.tokens import ICON_S, SPACE_M, SPACE_S, SPACE_XS
 from desktop.ui.views.labels import ElidedLabel, WrappedLabel
 from desktop.ui.views.markdown import MarkdownView
 from desktop.ui.views.sources import SourcesSection
 from desktop.ui.views.thinking import ThinkingSection
 from desktop.ui.views.tool_call import ToolCallBlock
 
+BUBBLE_SHARE = 0.85  # of the column: the widest a bubble gets
+COPIED_MS = 1500  # how long the copy button shows its tick
+
+
+class ActionButton(QToolButton):
+    """A small icon button under a message. It is always there for the keyboard and for
+    screen readers, but painted only while its row is shown, so nothing moves when it shows."""
+
+    def __init__(self, icon_name: str, name: str, tip: str, row: MessageActions) -> None:
+        super().__init__(row)
+        self.row = row
+        self.setObjectName("messageAction")
+        self.setIcon(icon(icon_name, "text_muted"))
+        self.setIconSize(QSize(ICON_S, ICON_S))
+        self.setAccessibleName(name)
+        self.setToolTip(tip)
+        self.setAutoRaise(True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        if self.row.shown:
+            super().paintEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        super().focusInEvent(event)
+        self.row.update_shown()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        super().focusOutEvent(event)
+        self.row.update_shown()
+
+
+class MessageActions(QWidget):
+    """The row of a message's action buttons; shown while hovered or focused."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.row_layout = QHBoxLayout(self)
+        self.row_layout.setContentsMargins(0, 0, 0, 0)
+        self.row_layout.setSpacing(2)
+        self.buttons: list[ActionButton] = []
+        self.hovered = False
+        self.shown = False
+
+    def add(self, icon_name: str, name: str, tip: str) -> ActionButton:
+        button = ActionButton(icon_name, name, tip, self)
+        self.row_layout.addWidget(button)
+        self.buttons.append(button)
+        return button
+
+    def set_hovered(self, hovered: bool) -> None:
+        self.hovered = hovered
+        self.update_shown()
+
+    def update_shown(self) -> None:
+        shown = self.hovered or any(b.hasFocus() for b in self.buttons)
+        if shown != self.shown:
+            self.shown = shown
+            for button in self.buttons:
+                button.update()
+
+
+class Bubble(QFrame):
+    """The user's message: as wide as its text needs, up to BUBBLE_SHARE of the column."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("userBubble")
+        self.natural = 0  # the width of the text's longest line, unwrapped
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        frame, inside = self.contentsMargins(), self.layout().contentsMargins()
+        return QSize(self.natural + frame.left() + frame.right() + inside.left()
+                     + inside.right(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(min(self.sizeHint().width(), 96), super().minimumSizeHint().height())
+
 
 class MessageWidget(QFrame):
-    """A chat bubble. Buttons: copy, and edit (user) or regenerate (assistant)."""
+    """A message, and what can be done with it: copy, and edit (user) or regenerate (reply)."""
 
     editSubmitted = Signal(int, str)
     regenerateRequested = Signal(int)
@@ -30,38 +115,34 @@ class MessageWidget(QFrame):
         self.message_id = message_id
         self.answers_id: int | None = None  # for a reply: the user message it answers
         self.setObjectName("userMessage" if role == "user" else "assistantMessage")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(SPACE_XS)
         # A reply grows at the bottom while it streams: it takes the height it needs at once and
         # only its new strip is painted (a reply draws no frame; the user's bubble does, so it
         # is painted whole when it changes size).
         layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         if role != "user":
             self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
-        header = QHBoxLayout()
+        # Over a reply: the model that wrote it, and how it ended.
+        self.header = QWidget()
+        header = QHBoxLayout(self.header)
+        header.setContentsMargins(0, 0, 0, 0)
         who = "You" if role == "user" else ("Assistant" + (f" · {model}" if model else ""))
         # A long model name is cut short rather than making the message wider than the chat.
         self.who = ElidedLabel(who)
+        self.who.setObjectName("messageWho")
         self.who.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         bold = self.who.font()
-        bold.setBold(True)
+        bold.setBold(True)  # bold only: the size follows the app's font size setting
         self.who.setFont(bold)
         self.note = QLabel("")
         self.note.setObjectName("messageNote")
         header.addWidget(self.who)
         header.addWidget(self.note)
         header.addStretch(1)
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.setAccessibleName("Copy message")
-        self.copy_button.clicked.connect(self.copy)
-        header.addWidget(self.copy_button)
-        self.action_button = QPushButton("Edit" if role == "user" else "Regenerate")
-        self.action_button.setAccessibleName("Edit message" if role == "user"
-                                             else "Regenerate reply")
-        self.action_button.clicked.connect(self._action)
-        header.addWidget(self.action_button)
-        layout.addLayout(header)
+        layout.addWidget(self.header)
+        self.header.setVisible(role != "user")  # once in the layout: never a window of its own
         # Why a reply ended early, in full: it may be long, so it wraps under the header.
         self.reason = WrappedLabel()
         self.reason.setObjectName("messageReason")
@@ -78,16 +159,80 @@ class MessageWidget(QFrame):
         self.dark = dark
         self.steps: list[ToolStep] = []
         self.call_blocks: dict[str, ToolCallBlock] = {}
-        self.body = MarkdownView(dark, self, bubble=role == "user")
-        layout.addWidget(self.body)
+        self.bubble: Bubble | None = None
+        if role == "user":
+            self.bubble = Bubble()
+            inside = QVBoxLayout(self.bubble)
+            inside.setContentsMargins(SPACE_M + 2, SPACE_S + 2, SPACE_M + 2, SPACE_S + 2)
+            self.body = MarkdownView(dark, self.bubble, bubble=True)
+            inside.addWidget(self.body)
+            row = QHBoxLayout()
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addStretch(1)
+            row.addWidget(self.bubble)
+            layout.addLayout(row)
+        else:
+            self.body = MarkdownView(dark, self)
+            layout.addWidget(self.body)
         # The passages of the user's documents the reply was given; its citations open them.
         self.sources = SourcesSection(self)
+        self.sources.hide()  # it shows itself once the reply has sources
         self.body.sourceClicked.connect(self.sources.show_source)
         layout.addWidget(self.sources)
+        # Laid out from the start, a streaming reply's too: nothing moves when it ends.
+        self.actions = MessageActions()
+        self.copy_button = self.actions.add("copy", "Copy message", "Copy")
+        self.copy_button.clicked.connect(self.copy)
+        if role == "user":
+            self.action_button = self.actions.add("pencil", "Edit message",
+                                                  "Edit and send again")
+        else:
+            self.action_button = self.actions.add("refresh-cw", "Regenerate reply",
+                                                  "Write this reply again")
+        self.action_button.clicked.connect(self._action)
+        actions_row = QHBoxLayout()  # under the bubble's right edge, or the reply's left
+        actions_row.setContentsMargins(0, 0, 0, 0)
+        actions_row.addWidget(self.actions)
+        actions_row.insertStretch(0 if role == "user" else 1, 1)
+        layout.addLayout(actions_row)
         self.editor: QPlainTextEdit | None = None
         self._edit_row: QWidget | None = None
         self.text = ""
         self.setAccessibleName("Your message" if role == "user" else "Reply")
+
+    def enterEvent(self, event: QEnterEvent) -> None:  # noqa: N802 - Qt's name
+        super().enterEvent(event)
+        self.actions.set_hovered(True)
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().leaveEvent(event)
+        self.actions.set_hovered(False)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self.bubble is not None:
+            self.bubble.setMaximumWidth(max(96, int(event.size().width() * BUBBLE_SHARE)))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and self.bubble is not None:
+            QTimer.singleShot(0, self, self._measure)  # once the text has the new font
+
+    def _measure(self) -> None:
+        """How wide the bubble would like to be: its text's longest line."""
+        if self.bubble is None:
+            return
+        if self.body.code_blocks():
+            natural = 10_000  # code keeps its lines: as wide as the column allows
+        else:
+            natural = 0
+            for paragraph in self.body.paragraphs():
+                document = paragraph.document().clone()
+                document.setTextWidth(-1)
+                natural = max(natural, math.ceil(document.idealWidth()))
+                del document
+        self.bubble.natural = natural + 2
+        self.bubble.updateGeometry()
 
     @classmethod
     def from_message(cls, message: Message, dark: bool = False) -> "MessageWidget":
@@ -139,6 +284,7 @@ class MessageWidget(QFrame):
     def set_text(self, text: str) -> None:
         self.text = text
         self.body.set_markdown(text)
+        self._measure()
 
     def append(self, piece: str) -> None:
         """More of a reply that is streaming in."""
@@ -170,6 +316,13 @@ class MessageWidget(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text)
+        self.copy_button.setIcon(icon("check", "success"))
+        self.copy_button.setToolTip("Copied")
+        QTimer.singleShot(COPIED_MS, self, self._copied_done)
+
+    def _copied_done(self) -> None:
+        self.copy_button.setIcon(icon("copy", "text_muted"))
+        self.copy_button.setToolTip("Copy")
 
     def _action(self) -> None:
         if self.role == "user":
@@ -182,11 +335,15 @@ class MessageWidget(QFrame):
             return
         self.editor = QPlainTextEdit(self.text)
         self.editor.setAccessibleName("Edit message text")
-        self.body.hide()
+        self.editor.setMaximumHeight(self.editor.fontMetrics().lineSpacing() * 10)
+        if self.bubble is not None:
+            self.bubble.hide()
+        self.actions.hide()
         row = QWidget()
         buttons = QHBoxLayout(row)
         buttons.setContentsMargins(0, 0, 0, 0)
         send = QPushButton("Send again")
+        send.setProperty("primary", True)
         send.setAccessibleName("Send edited message")
         cancel = QPushButton("Cancel")
         buttons.addStretch(1)
@@ -210,4 +367,6 @@ class MessageWidget(QFrame):
             if widget is not None:
                 widget.deleteLater()
         self.editor = self._edit_row = None
-        self.body.show()
+        if self.bubble is not None:
+            self.bubble.show()
+        self.actions.show()

@@ -18,15 +18,18 @@ SAMPLING = (
     ("top_k", "Top K", 0, 500, 1, 0, 40),
     ("min_p", "Min P", 0.0, 1.0, 0.01, 2, 0.05),
     ("repeat_penalty", "Repeat penalty", 0.01, 3.0, 0.01, 2, 1.0),
-    ("max_tokens", "Max tokens (0: no limit)", 0, 131072, 64, 0, 0),
-    ("thinking_budget", "Thinking budget (0: no limit)", 0, 131072, 64, 0, 0),
+    ("max_tokens", "Max tokens", 0, 131072, 64, 0, 0),
+    ("thinking_budget", "Thinking budget", 0, 131072, 64, 0, 0),
 )
 LOADING = (
-    ("n_ctx", "Context length (0: default)", 0, 1_048_576, 512, 0, 0),
-    ("n_threads", "Threads (0: one per core)", 0, 256, 1, 0, 0),
+    ("n_ctx", "Context length", 0, 1_048_576, 512, 0, 0),
+    ("n_threads", "Threads", 0, 256, 1, 0, 0),
     ("n_gpu_layers", "GPU layers", 0, 999, 1, 0, 0),
-    ("parallel", "Parallel replies (0: as memory allows)", 0, MAX_PARALLEL, 1, 0, 0),
+    ("parallel", "Parallel replies", 0, MAX_PARALLEL, 1, 0, 0),
 )
+# What a field shows at 0, where 0 means "no limit" or "as the engine sees fit".
+AT_ZERO = {"max_tokens": "No limit", "thinking_budget": "No limit", "n_ctx": "Default",
+           "n_threads": "One per core", "parallel": "As memory allows"}
 
 
 class ModelSettingsPanel(QWidget):
@@ -46,11 +49,13 @@ class ModelSettingsPanel(QWidget):
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         sampling = QGroupBox("Sampling (next reply)")
         form = QFormLayout(sampling)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # a narrow panel
         for spec in SAMPLING:
             form.addRow(spec[1], self._field(spec))
         layout.addWidget(sampling)
         loading = QGroupBox("Loading (reloads the model)")
         load_form = QFormLayout(loading)
+        load_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         for spec in LOADING:
             load_form.addRow(spec[1], self._field(spec))
         self.reload_button = QPushButton("Apply and reload")
@@ -74,6 +79,9 @@ class ModelSettingsPanel(QWidget):
         box.setRange(low, high)
         box.setSingleStep(step)
         box.setAccessibleName(label)
+        if name in AT_ZERO:
+            box.setSpecialValueText(AT_ZERO[name])
+            box.setToolTip(f"0: {AT_ZERO[name].lower()}")
         if name in dict((s[0], s) for s in SAMPLING):
             box.valueChanged.connect(self._sampling_changed)
         self.fields[name] = box

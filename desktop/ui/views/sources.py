@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMenu, QPushButton, 
 from desktop.core.chat_export import one_line, source_label
 from desktop.core.chat_records import Source
 from desktop.ui.chat_controller import ChatController
-from desktop.ui.views.labels import ElidedLabel, WrappedLabel, fold_button
+from desktop.ui.style import icon
+from desktop.ui.views.labels import CompactButton, ElidedLabel, WrappedLabel, fold_button
 
 
 def source_url(source: Source) -> QUrl:
@@ -145,8 +146,8 @@ class SourcesSection(QWidget):
             self.problem.show()
 
 
-class DocsButton(QToolButton):
-    """Beside the composer: which document collections the chat answers from."""
+class DocsButton(CompactButton):
+    """In the message box: which document collections the chat answers from."""
 
     manageRequested = Signal()  # the user asked for the Documents page
 
@@ -155,6 +156,7 @@ class DocsButton(QToolButton):
         self.chat = chat
         #: the collections there are, by name (set by the app)
         self.names: Callable[[], list[str]] = lambda: []
+        self.setIcon(icon("file-text", "text_muted"))
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setToolTip("Pick the document collections this chat answers from; the passages "
                         "that match each message are given to the model with it")

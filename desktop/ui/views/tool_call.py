@@ -66,6 +66,7 @@ class ToolCallBlock(QFrame):
         self.allow_once = QPushButton("Allow once")
         self.allow_always = QPushButton("Always allow")
         self.deny = QPushButton("Deny")
+        self.allow_once.setProperty("primary", True)  # the answer most often given
         for button, decision in ((self.allow_once, Decision.ONCE),
                                  (self.allow_always, Decision.ALWAYS), (self.deny, Decision.DENY)):
             button.clicked.connect(lambda _=False, d=decision: self._decide(d))

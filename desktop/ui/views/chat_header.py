@@ -1,0 +1,118 @@
+"""The bar over the chat: the conversation's title, the adapters in use, the model picker, and
+small buttons for the system prompt, export and the side panels.
+
+Everything in it gives way before it widens the window: the title and the adapters end in "…"
+(their tooltips have them whole), the buttons are icons with tooltips, and only the model
+picker keeps the room its text needs.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
+
+from desktop.ui.style import current, icon, icon_pixmap
+from desktop.ui.style.tokens import ICON_S, SPACE_M, SPACE_S, SPACE_XS
+from desktop.ui.views.labels import ElidedLabel
+from desktop.ui.views.model_picker import ModelPicker
+
+
+class AdaptersLabel(ElidedLabel):
+    """The adapters in use, in a chip: "Adapters (both): pirate 0.8 + sql 0.5" where it fits,
+    cut short with "…" where it nearly does, "Adapters (both)" where there is little room, and
+    the adapters' icon alone where there is less (the tooltip always has it all)."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.short_text = text.split(":")[0]
+        super().setText(text)
+
+    def _elide(self) -> None:
+        metrics, room = self.fontMetrics(), self.contentsRect().width()
+        if room < metrics.horizontalAdvance(self.short_text[:4] + "…"):
+            theme = current()
+            self.setPixmap(icon_pixmap("layers", ICON_S, theme.color("text"),
+                                       self.devicePixelRatioF()))
+            return
+        short = metrics.horizontalAdvance(self.short_text)
+        fits = metrics.horizontalAdvance(self.full_text) <= room
+        text = self.short_text if room < 2 * short and not fits else self.full_text
+        if metrics.horizontalAdvance(text) > room and text == self.short_text:
+            text = self.short_text.split(" (")[0]  # "Adapters", without the preset's name
+        QLabel.setText(self, metrics.elidedText(text, Qt.TextElideMode.ElideRight, room))
+
+
+def tool_button(icon_name: str, name: str, tip: str) -> QToolButton:
+    """A flat icon button of the header (or of the message box)."""
+    button = QToolButton()
+    button.setIcon(icon(icon_name, "text_muted"))
+    button.setIconSize(QSize(ICON_S, ICON_S))
+    button.setAccessibleName(name)
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    button.setProperty("chatTool", True)
+    return button
+
+
+class ChatHeader(QFrame):
+    """The chat's header; the chat page wires its buttons."""
+
+    exportRequested = Signal(str)  # "md" or "json"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chatHeader")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(SPACE_M, SPACE_S, SPACE_S, SPACE_S)
+        layout.setSpacing(SPACE_XS)
+        self.title = ElidedLabel("New chat", hug=True)
+        self.title.setObjectName("chatTitle")
+        self.title.setMinimumWidth(self.title.fontMetrics().averageCharWidth() * 6)
+        # The title and the adapters take the room their text needs; where there is not that
+        # much, they share what there is.
+        layout.addWidget(self.title, 1)
+        layout.addSpacing(SPACE_S)
+        self.adapters_label = AdaptersLabel("", hug=True)
+        self.adapters_label.setObjectName("chatAdapters")
+        self.adapters_label.setAccessibleName("Active adapters")
+        self.adapters_label.setMinimumWidth(ICON_S + 2 * SPACE_S + 2)  # room for the icon
+        self.adapters_label.hide()
+        layout.addWidget(self.adapters_label, 1)
+        layout.addStretch(0)
+        self.model_picker = ModelPicker()
+        layout.addWidget(self.model_picker)
+        layout.addSpacing(SPACE_S)
+        self.system_button = tool_button("scroll-text", "System prompt",
+                                         "System prompt: how the assistant behaves in this chat")
+        self.system_button.setCheckable(True)
+        layout.addWidget(self.system_button)
+        self.export_button = tool_button("download", "Export conversation",
+                                         "Export the conversation")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        menu.addAction("As Markdown…", lambda: self.exportRequested.emit("md"))
+        menu.addAction("As JSON…", lambda: self.exportRequested.emit("json"))
+        self.export_button.setMenu(menu)
+        layout.addWidget(self.export_button)
+        self.panels = QHBoxLayout()  # the buttons that open the side panels
+        self.panels.setContentsMargins(SPACE_S, 0, 0, 0)
+        self.panels.setSpacing(SPACE_XS)
+        layout.addLayout(self.panels)
+        self.panel_buttons: dict[str, QToolButton] = {}
+
+    def add_panel_button(self, name: str, action: QAction, icon_name: str) -> QToolButton:
+        """A button that shows and hides the side panel *name* through its *action* (a dock's
+        toggle action: checked while the panel is open)."""
+        action.setIcon(icon(icon_name, "text_muted"))
+        action.setToolTip(f"{name}: show or hide the panel")
+        button = tool_button(icon_name, f"Show or hide {name}", action.toolTip())
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.panels.addWidget(button)
+        self.panel_buttons[name] = button
+        return button
+
+    def set_adapters_text(self, text: str) -> None:
+        """Name the LoRA adapters that change the replies ("pirate 0.8 + sql 0.5"), or none."""
+        self.adapters_label.setText(text)
+        self.adapters_label.setVisible(bool(text))
