@@ -304,7 +304,8 @@ def quality(client, model: str, work: Path) -> None:  # type: ignore[no-untyped-
               f"{len(notes)} notes ({passages} passages), MiniLM through the engine")
         kinds = sorted({kind for kind, _, _ in questions} - {"first"})
         print(f"{'ranking':>20} {'recall@1':>8} {'recall@5':>8} {'MRR':>6}"
-              + "".join(f" {kind + ' @5':>13}" for kind in kinds) + "  missed at 5")
+              + "".join(f" {kind + ' @1, @5':>17}" for kind in kinds)
+              + "  missed at 5 (its rank)")
         answers = [answer for _, answer, _ in questions]
         ranks: dict[str, list[int | None]] = {}
         for name, ranked in rankings.items():
@@ -314,9 +315,11 @@ def quality(client, model: str, work: Path) -> None:  # type: ignore[no-untyped-
             at5 = [r is not None and r <= 5 for r in found]
             mrr = sum(1 / r for r in found if r is not None) / len(found)
             by_kind = "".join(
-                f" {sum(hit for hit, (k, _, _) in zip(at5, questions) if k == kind):>7} of "
+                f" {sum(r == 1 for r, (k, _, _) in zip(found, questions) if k == kind):>6},"
+                f" {sum(hit for hit, (k, _, _) in zip(at5, questions) if k == kind):>2} of "
                 f"{sum(1 for k, _, _ in questions if k == kind):>2}" for kind in kinds)
-            missed = [a.rsplit(".", 1)[0] for a, hit in zip(answers, at5) if not hit]
+            missed = [f"{a.rsplit('.', 1)[0]} ({r or '-'})"
+                      for a, r, hit in zip(answers, found, at5) if not hit]
             print(f"{name:>20} {at1:8.2f} {sum(at5) / len(at5):8.2f} {mrr:6.3f}{by_kind}  "
                   f"{', '.join(missed) or '-'}")
         hybrid, _, words, vectors = ranks.values()
