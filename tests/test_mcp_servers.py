@@ -271,6 +271,26 @@ def test_a_server_that_hangs_at_start_fails_in_time_and_others_go_on(
     assert "hangs before serving" in status.error
 
 
+def test_a_start_held_up_by_a_busy_loop_is_failed_not_left_starting(
+        managers, notes_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many servers spawned at once on a loaded machine keep the manager's loop busy past a
+    start timeout: whoever asked is told it failed, and the list says the same."""
+    import desktop.tools.connection as connection
+
+    spawn = connection.stdio_client
+
+    def slow_spawn(*args: object, **kwargs: object) -> object:
+        time.sleep(2.2)  # holds the loop, as spawning two dozen processes under load does
+        return spawn(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "stdio_client", slow_spawn)
+    manager = managers(config_of(notes(notes_dir, "--hang", name="hanging")), start_timeout=1)
+    tools, problems = manager.tools(["hanging"])
+    status = manager.status("hanging")
+    assert tools == {} and status.state == ServerState.FAILED, (problems, status)
+    assert problems == [status.error] and "did not answer within 1 s" in status.error
+
+
 def test_a_hung_call_times_out_and_a_cancel_returns_at_once(managers, notes_dir: Path) -> None:
     manager = managers(config_of(notes(notes_dir)))
     assert manager.tools(["notes"])[1] == []

@@ -129,8 +129,11 @@ class Connection:
         self._ended = asyncio.Event()  # the server's output came to its end
         self._session: ClientSession | None = None
         self._unreadable = ""  # the last output of the server that was not an MCP message
-        self.task = asyncio.get_running_loop().create_task(self._run(),
-                                                           name=f"mcp server {config.name}")
+        loop = asyncio.get_running_loop()
+        # Starting, from the process being spawned to the list of tools, ends by this time of
+        # the loop's clock: whoever waits for the run can tell when it is overdue.
+        self.deadline = loop.time() + start_timeout
+        self.task = loop.create_task(self._run(), name=f"mcp server {config.name}")
 
     @property
     def name(self) -> str:
@@ -146,6 +149,24 @@ class Connection:
         self._stopping = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def overdue(self) -> bool:
+        """Still starting after its start timeout: the timer has not fired yet only because
+        the loop was too busy to run it."""
+        return (self.state == ServerState.STARTING
+                and asyncio.get_running_loop().time() >= self.deadline)
+
+    def give_up(self) -> None:
+        """Fail an overdue start now, as its own timer would have, and end the process."""
+        if self.state == ServerState.STARTING:
+            self._fail(self._late())
+            self.stop()
+
+    def _late(self) -> str:
+        sentence = f"did not answer within {self.start_timeout:g} s after it started."
+        if self._unreadable:
+            sentence += f" It wrote output that is not MCP ({self._unreadable})."
+        return f"The MCP server '{self.name}' {sentence}"
 
     def output(self) -> str:
         return self.log.last_lines() if self.log is not None else ""
@@ -245,14 +266,12 @@ class Connection:
 
     async def _serve(self, session: ClientSession) -> None:
         try:
-            with anyio.fail_after(self.start_timeout):
+            left = self.deadline - asyncio.get_running_loop().time()
+            with anyio.fail_after(max(left, 0.0)):
                 started = await session.initialize()
                 tools = await self._list_tools(session) if started.capabilities.tools else []
         except TimeoutError:
-            sentence = (f"did not answer within {self.start_timeout:g} s after it started.")
-            if self._unreadable:
-                sentence += f" It wrote output that is not MCP ({self._unreadable})."
-            self._fail(f"The MCP server '{self.name}' {sentence}")
+            self._fail(self._late())
             return
         except Exception as exc:  # noqa: BLE001 - what the server answered is its status
             self._fail(self._describe(exc))
