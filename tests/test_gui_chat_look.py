@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 from conftest import open_desktop
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtGui import QFontMetrics, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QToolButton, QWidget
 from pytestqt.qtbot import QtBot
 from test_gui_look import cut_picker
@@ -171,6 +171,22 @@ def starter_choices() -> list[tuple[str, str]]:
     return [(m.id, m.name) for m in installed_models() if m.loadable and m.kind == "chat"]
 
 
+def chip_problems(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """What is wrong with the adapters' chip: its text cut without "…", or room it holds that
+    its short forms ("Adapters (both)", "Adapters", the icon) leave empty beside the title."""
+    chip = page.adapters_label
+    shown, room = chip.text(), chip.contentsRect().width()
+    needed = QFontMetrics(chip.font()).horizontalAdvance(shown)
+    problems = []
+    if shown and needed > room:
+        problems.append(f"{shown!r} cut ({needed} > {room})")
+    if not shown and chip.width() > chip.minimumWidth():
+        problems.append(f"the icon alone in {chip.width()} pixels")
+    if shown and chip.short_text.startswith(shown.removesuffix("…")) and room > needed + 2:
+        problems.append(f"{shown!r} in {room} pixels")
+    return problems
+
+
 def test_the_header_fits_a_small_window_whatever_is_in_it(qtbot: QtBot,
                                                           desktop: DesktopApp) -> None:
     window, page = desktop.window, desktop.window.chat_page
@@ -196,8 +212,10 @@ def test_the_header_fits_a_small_window_whatever_is_in_it(qtbot: QtBot,
             window.resize(*size)
             settle()
             assert (window.width(), window.height()) == size, (open_panels, size)
+            assert window.minimumSizeHint().width() <= size[0], (open_panels, size)
             assert not cut_picker(page), (open_panels, size)
             assert page.adapters_label.toolTip() == LONG_ADAPTERS
+            assert not chip_problems(page), (open_panels, size, chip_problems(page))
     # Where the message box is narrow its buttons show their icons alone, never cut text.
     tools = page.tools_button
     assert all(isinstance(b, QToolButton) for b in (tools, page.docs_button))

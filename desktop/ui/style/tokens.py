@@ -9,7 +9,8 @@ stay one visual language and a change of taste is made here once:
 - **Space**: ``SPACE_XS`` … ``SPACE_XXL`` (pixels) for margins, paddings and gaps.
 - **Radius**: ``RADIUS_S`` (small controls, badges), ``RADIUS_M`` (buttons, fields),
   ``RADIUS_L`` (cards, panels), ``RADIUS_XL`` (the chat's bubbles and its message box).
-- **Measure**: ``READABLE_WIDTH``, the widest a column of running text gets (the chat's).
+- **Measure**: ``READABLE_WIDTH``, the widest a column of running text gets (the chat's);
+  ``FORM_WIDTH``, the widest the column of a page of settings and lists gets.
 - **Colour**: ``current()`` is the :class:`Tokens` of the theme in force (:data:`LIGHT` or
   :data:`DARK`); read it when painting, not once at start-up, so a theme switch shows at the
   next paint. Widgets styled through the application's style sheet (desktop/ui/style/sheet.py)
@@ -46,6 +47,7 @@ RADIUS_XL = 16
 
 # -- measure -----------------------------------------------------------------------------------
 READABLE_WIDTH = 760  # pixels: about 90 characters a line at the usual font size
+FORM_WIDTH = 900  # pixels: a label, a field and a button or two side by side
 
 # -- icons, in device-independent pixels -------------------------------------------------------
 ICON_S = 16  # in buttons and fields

@@ -8,8 +8,8 @@ picker keeps the room its text needs.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
 
 from desktop.ui.style import current, icon, icon_pixmap
@@ -20,26 +20,45 @@ from desktop.ui.views.model_picker import ModelPicker
 
 class AdaptersLabel(ElidedLabel):
     """The adapters in use, in a chip: "Adapters (both): pirate 0.8 + sql 0.5" where it fits,
-    cut short with "…" where it nearly does, "Adapters (both)" where there is little room, and
-    the adapters' icon alone where there is less (the tooltip always has it all)."""
+    cut short with "…" where it nearly does, "Adapters (both)" or "Adapters" where there is
+    little room, and the adapters' icon alone where there is less (the tooltip always has it
+    all)."""
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
         self.short_text = text.split(":")[0]
         super().setText(text)
 
-    def _elide(self) -> None:
-        metrics, room = self.fontMetrics(), self.contentsRect().width()
-        if room < metrics.horizontalAdvance(self.short_text[:4] + "…"):
-            theme = current()
-            self.setPixmap(icon_pixmap("layers", ICON_S, theme.color("text"),
-                                       self.devicePixelRatioF()))
-            return
+    def shown_text(self, room: int) -> str | None:
+        """What the chip shows in *room* pixels of text: None for the icon alone."""
+        metrics = self.fontMetrics()
+        if room < metrics.horizontalAdvance(self.short_text.split(" (")[0]):
+            return None  # a word cut short says less than the icon
         short = metrics.horizontalAdvance(self.short_text)
         fits = metrics.horizontalAdvance(self.full_text) <= room
         text = self.short_text if room < 2 * short and not fits else self.full_text
         if metrics.horizontalAdvance(text) > room and text == self.short_text:
             text = self.short_text.split(" (")[0]  # "Adapters", without the preset's name
-        QLabel.setText(self, metrics.elidedText(text, Qt.TextElideMode.ElideRight, room))
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+
+    def width_for(self, room: int) -> int:
+        """How wide the chip needs to be for what it shows in a width of *room*: no wider
+        than the short forms and the icon take, so that the title has the rest."""
+        frame = self.width() - self.contentsRect().width()
+        text = self.shown_text(room - frame)
+        if text is None:
+            return self.minimumWidth()
+        if not self.short_text.startswith(text.removesuffix("…")):
+            return min(room, self.sizeHint().width())  # the whole text, or as much as fits
+        return max(self.minimumWidth(), self.fontMetrics().horizontalAdvance(text) + frame + 1)
+
+    def _elide(self) -> None:
+        text = self.shown_text(self.contentsRect().width())
+        if text is None:
+            theme = current()
+            self.setPixmap(icon_pixmap("layers", ICON_S, theme.color("text"),
+                                       self.devicePixelRatioF()))
+        else:
+            QLabel.setText(self, text)
 
 
 def tool_button(icon_name: str, name: str, tip: str) -> QToolButton:
@@ -74,11 +93,15 @@ class ChatHeader(QFrame):
         layout.addSpacing(SPACE_S)
         self.adapters_label = AdaptersLabel("", hug=True)
         self.adapters_label.setObjectName("chatAdapters")
+        self.adapters_label.setIndent(0)  # the chip's padding is all the room its text needs
         self.adapters_label.setAccessibleName("Active adapters")
         self.adapters_label.setMinimumWidth(ICON_S + 2 * SPACE_S + 2)  # room for the icon
         self.adapters_label.hide()
         layout.addWidget(self.adapters_label, 1)
         layout.addStretch(0)
+        self._gap = layout.itemAt(layout.count() - 1)  # what the title and chip leave over
+        for label in (self.title, self.adapters_label):
+            label.installEventFilter(self)
         self.model_picker = ModelPicker()
         layout.addWidget(self.model_picker)
         layout.addSpacing(SPACE_S)
@@ -101,8 +124,8 @@ class ChatHeader(QFrame):
         self.panel_buttons: dict[str, QToolButton] = {}
 
     def add_panel_button(self, name: str, action: QAction, icon_name: str) -> QToolButton:
-        """A button that shows and hides the side panel *name* through its *action* (a dock's
-        toggle action: checked while the panel is open)."""
+        """A button that shows and hides the side panel *name* through its *action*
+        (checkable, checked while the panel is open)."""
         action.setIcon(icon(icon_name, "text_muted"))
         action.setToolTip(f"{name}: show or hide the panel")
         button = tool_button(icon_name, f"Show or hide {name}", action.toolTip())
@@ -116,3 +139,25 @@ class ChatHeader(QFrame):
         """Name the LoRA adapters that change the replies ("pirate 0.8 + sql 0.5"), or none."""
         self.adapters_label.setText(text)
         self.adapters_label.setVisible(bool(text))
+        self._share()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Resize:
+            self._share()
+        return False
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._share()
+
+    def _share(self) -> None:
+        """Share the room between the title and the adapters: the chip takes no more than half
+        of it while the title is cut short, and only as much as the form it shows needs (the
+        short ones are narrower than the room), so the title has the rest."""
+        chip, title = self.adapters_label, self.title
+        if chip.isHidden():
+            return
+        room = title.width() + chip.width() + self._gap.geometry().width()
+        wanted = max(room - title.sizeHint().width(), room // 2)
+        wanted = max(chip.minimumWidth(), min(wanted, room - title.minimumWidth()))
+        chip.setMaximumWidth(chip.width_for(wanted))

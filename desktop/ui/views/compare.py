@@ -39,6 +39,7 @@ from desktop.ui.adapters_controller import AdaptersController
 from desktop.ui.chat_controller import PAINT_INTERVAL_MS, SAMPLING_KEYS, ChatController
 from desktop.ui.engine import EngineController
 from desktop.ui.models.adapters import TallyTableModel
+from desktop.ui.views.labels import ElidedLabel
 from desktop.ui.workers import Workers
 
 SIDES = ("Left", "Right")
@@ -183,7 +184,10 @@ class ComparePage(QWidget):
         self.pickers = (QComboBox(), QComboBox())
         for row, (picker, label) in enumerate(zip(self.pickers, ("Set-up A", "Set-up B"))):
             picker.setAccessibleName(label)
-            picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            # As wide as the page, not as the longest set-up's name (it may be long).
+            picker.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            picker.setMinimumContentsLength(24)
             choose.addWidget(QLabel(label), row, 0)
             choose.addWidget(picker, row, 1)
         choose.setColumnStretch(1, 1)
@@ -210,11 +214,11 @@ class ComparePage(QWidget):
         layout.addLayout(buttons)
 
         answers = QHBoxLayout()
-        self.titles: list[QLabel] = []
+        self.titles: list[ElidedLabel] = []
         self.views: list[QPlainTextEdit] = []
         for name in SIDES:
             column = QVBoxLayout()
-            title = QLabel(name)
+            title = ElidedLabel(name)  # a long set-up's name never makes its side the wider
             title.setObjectName("chatTitle")
             view = QPlainTextEdit()
             view.setReadOnly(True)
@@ -244,7 +248,10 @@ class ComparePage(QWidget):
         self.tally.setModel(self.tally_model)
         self.tally.verticalHeader().hide()
         self.tally.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.tally.setMaximumHeight(160)
+        # A few pairs show without scrolling; the answers above keep the room.
+        self.tally.setMaximumHeight(self.tally.horizontalHeader().sizeHint().height()
+                                    + 3 * self.tally.verticalHeader().defaultSectionSize()
+                                    + 2 * self.tally.frameWidth())
         tally_layout.addWidget(self.tally)
         layout.addWidget(tally_box)
 
@@ -431,7 +438,7 @@ class ComparePage(QWidget):
 
     def state(self) -> dict[str, Any]:
         """What the page shows, for tests."""
-        return {"titles": [t.text() for t in self.titles],
+        return {"titles": [t.full_text for t in self.titles],
                 "answers": [v.toPlainText() for v in self.views],
                 "status": self.status.text()}
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel,
-                               QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+                               QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from desktop.core.docs.indexer import IndexProgress
 from desktop.ui.docs_controller import CollectionInfo, DocsController
+from desktop.ui.style import icon, type_font
+from desktop.ui.style.tokens import SPACE_S, SPACE_XL, SPACE_XXL, TYPE_SUBTITLE
 from desktop.ui.views.labels import ElidedLabel, WrappedLabel, fold_button
+from desktop.ui.views.page_column import page_column
 
 
 def time_left(seconds: float | None) -> str:
@@ -228,6 +230,39 @@ class CollectionCard(QFrame):
         self.unreadable.setVisible(shown)
 
 
+class NoCollections(QWidget):
+    """What the page shows before the first collection: a picture and what to do."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(SPACE_XL, SPACE_XXL, SPACE_XL, SPACE_XL)
+        layout.setSpacing(SPACE_S)
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._draw_picture()
+        layout.addWidget(self.picture)
+        title = QLabel("No collections yet")
+        title.setFont(type_font(TYPE_SUBTITLE, title.font()))
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(title)
+        text = QLabel("Make one with New collection…, then add the folders the chat should "
+                      "answer from.")
+        text.setProperty("muted", True)
+        text.setWordWrap(True)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(text)
+
+    def _draw_picture(self) -> None:
+        self.picture.setPixmap(icon("file-text", "text_faint").pixmap(
+            QSize(40, 40), self.devicePixelRatioF()))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._draw_picture()  # in the new theme's colour
+
+
 class DocsPage(QWidget):
     """The document collections, and the buttons to make, fill, index and remove them."""
 
@@ -237,14 +272,7 @@ class DocsPage(QWidget):
         super().__init__(parent)
         self.docs = docs
         self.cards: dict[int, CollectionCard] = {}
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        outer.addWidget(scroll)
-        inner = QWidget()
-        scroll.setWidget(inner)
-        layout = QVBoxLayout(inner)
+        layout = page_column(self)
         intro = QLabel("Collections of your folders and files that the chat can answer from. "
                        "They are read and indexed on this computer; pick them for a chat with "
                        "its Documents button.")
@@ -252,6 +280,7 @@ class DocsPage(QWidget):
         layout.addWidget(intro)
         buttons = QHBoxLayout()
         self.new_button = QPushButton("New collection…")
+        self.new_button.setProperty("primary", True)  # the page's one main action
         self.new_button.clicked.connect(self.new_collection)
         buttons.addWidget(self.new_button)
         buttons.addStretch(1)
@@ -273,9 +302,7 @@ class DocsPage(QWidget):
         self.notice.setAccessibleName("Documents status")
         self.notice.hide()
         layout.addWidget(self.notice)
-        self.empty = QLabel("No collections yet. Make one with New collection…, then add the "
-                            "folders the chat should answer from.")
-        self.empty.setWordWrap(True)
+        self.empty = NoCollections()
         layout.addWidget(self.empty)
         self.list = QVBoxLayout()
         layout.addLayout(self.list)

@@ -2,18 +2,20 @@
 
 Side panels (the model settings, the adapters) are docks beside the chat, closed at first and
 opened from buttons in the chat's header; where they are, how wide and whether they are open
-is kept with the window's state (QSettings), apart from the user's settings.
+is kept with the window's state (QSettings), apart from the user's settings. A panel opened
+while another is open goes beside it where the window has the room, under it where it has not:
+opening a panel never makes the window wider than the user left it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow,
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMenu,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QStackedWidget,
-                               QVBoxLayout, QWidget)
+                               QStyle, QVBoxLayout, QWidget)
 
 from desktop.ui.chat_controller import ChatController
 from desktop.ui.engine import EngineController
@@ -70,6 +72,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.pages: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
+        self.panel_actions: dict[str, QAction] = {}  # open or close each dock, checked if open
         self._docks_away: set[QDockWidget] = set()  # open docks hidden while off the chat
         self.sidebar = Sidebar(chat)
         self.chat_page = ChatPage(chat, dark)
@@ -169,17 +172,50 @@ class MainWindow(QMainWindow):
         docks = self.window_state.value("docks")
         if docks is not None:
             self.restoreState(docks)  # where the user left it, how wide, open or closed
-        self.chat_page.add_panel_button(name, dock.toggleViewAction(),
-                                        icon or PANEL_ICONS.get(name, "columns-2"))
-        dock.toggleViewAction().triggered.connect(lambda _: self._dock_asked(dock))
+        # The dock's own toggle action would show it before it could be placed: this one
+        # places it first, and is checked while the dock is open.
+        action = QAction(name, self)
+        action.setCheckable(True)
+        action.setChecked(dock.toggleViewAction().isChecked())
+        dock.toggleViewAction().toggled.connect(action.setChecked)
+        action.triggered.connect(lambda on: self.open_dock(dock) if on else dock.hide())
+        self.panel_actions[name] = action
+        self.chat_page.add_panel_button(name, action, icon or PANEL_ICONS.get(name, "columns-2"))
         return dock
 
-    def _dock_asked(self, dock: QDockWidget) -> None:
-        """The user showed a dock from another page: go to the chat, where docks live."""
+    def open_dock(self, dock: QDockWidget) -> None:
+        """Show *dock* beside the chat (going to the chat, where docks live, if need be)."""
         self._docks_away.discard(dock)
-        current = list(self.pages)[self.stack.currentIndex()]
-        if dock.isVisible() and current != "Chat":
+        if self.stack.currentWidget() is not self.chat_page:
             self.show_page("Chat")
+        self._place_and_show(dock)
+
+    def _place_and_show(self, dock: QDockWidget) -> None:
+        """Beside the docks open on its side where the window has the room for it, under the
+        last of them where it has not, so that the window stays as wide as it is."""
+        if dock.isVisible():
+            return
+        area = self.dockWidgetArea(dock)
+        shown = [d for d in self.docks.values() if d is not dock and d.isVisible()
+                 and not d.isFloating() and self.dockWidgetArea(d) == area]
+        if shown and not dock.isFloating():
+            # What the page just shown needs is measured only once its layouts have heard of it.
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+            self.centralWidget().updateGeometry()
+            separator = self.style().pixelMetric(
+                QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+            room = self.width() - self.minimumSizeHint().width()
+            beside = dock.minimumSizeHint().width() + separator <= room
+            self.splitDockWidget(shown[-1], dock, Qt.Orientation.Horizontal if beside
+                                 else Qt.Orientation.Vertical)
+        dock.show()
+
+    def createPopupMenu(self) -> QMenu:  # noqa: N802 - Qt's name
+        """The menu of the docks' title bars: the same actions as the header's buttons."""
+        menu = QMenu(self)
+        for action in self.panel_actions.values():
+            menu.addAction(action)
+        return menu
 
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(list(self.pages).index(name))
@@ -199,7 +235,7 @@ class MainWindow(QMainWindow):
                 dock.hide()
             elif on_chat and dock in self._docks_away:
                 self._docks_away.discard(dock)
-                dock.show()
+                self._place_and_show(dock)  # the window may have been made narrower meanwhile
 
     def new_chat(self) -> None:
         self.show_page("Chat")

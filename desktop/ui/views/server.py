@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
-                               QScrollArea, QSpinBox, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSizePolicy,
+                               QSpinBox, QTableView, QVBoxLayout, QWidget)
 
 from desktop.ui.engine import EngineController
 from desktop.ui.models.requests import RequestLogModel
+from desktop.ui.views.fonts import code_font
+from desktop.ui.views.page_column import page_column
 from desktop.ui.views.settings import check_url
+
+
+class CodeBox(QPlainTextEdit):
+    """Code to copy, in the fixed-width face, its lines unwrapped and all of them shown."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFont(code_font())  # the family only: the size is the app's setting
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().blockCountChanged.connect(lambda _count: self.updateGeometry())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        lines = self.document().blockCount()
+        height = (lines * self.fontMetrics().lineSpacing() + 2 * self.frameWidth()
+                  + 2 * math.ceil(self.document().documentMargin())
+                  + self.horizontalScrollBar().sizeHint().height())
+        return QSize(super().sizeHint().width(), height)
+
+
+def right_aligned(button: QPushButton) -> QHBoxLayout:
+    """A row with *button* at its right end, as wide as its text."""
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(button)
+    return row
 
 
 class ServerPage(QWidget):
@@ -25,16 +56,7 @@ class ServerPage(QWidget):
     def __init__(self, engine: EngineController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
-        # It scrolls in a window too short for all of it.
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        outer.addWidget(scroll)
-        inner = QWidget()
-        scroll.setWidget(inner)
-        layout = QVBoxLayout(inner)
+        layout = page_column(self)  # it scrolls in a window too short for all of it
 
         self.switch = QCheckBox("Serve the OpenAI-compatible API to other programs")
         self.switch.setAccessibleName("Server switch")
@@ -46,6 +68,7 @@ class ServerPage(QWidget):
         self.slots = QLabel("")
         self.slots.setWordWrap(True)
         self.slots.setAccessibleName("Replies being written")
+        self.slots.hide()  # until the engine says how many it writes at once
         layout.addWidget(self.slots)
         engine.statusChanged.connect(self.show_slots)
 
@@ -55,6 +78,7 @@ class ServerPage(QWidget):
         self.port.setRange(1, 65535)
         self.port.setValue(4891)
         self.port.setAccessibleName("Port")
+        self.port.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         form.addRow("Port", self.port)
         key_row = QHBoxLayout()
         self.api_key = QLineEdit()
@@ -86,20 +110,18 @@ class ServerPage(QWidget):
         apply = QPushButton("Apply")
         apply.setAccessibleName("Apply server options")
         apply.clicked.connect(self._apply)
-        form.addRow(apply)
+        form.addRow(right_aligned(apply))
         layout.addWidget(options)
 
         examples = QGroupBox("Use it from other programs")
         ex_layout = QVBoxLayout(examples)
-        self.examples = QPlainTextEdit()
-        self.examples.setReadOnly(True)
+        self.examples = CodeBox()
         self.examples.setAccessibleName("Examples")
-        self.examples.setMaximumHeight(170)
         ex_layout.addWidget(self.examples)
         copy_ex = QPushButton("Copy examples")
         copy_ex.clicked.connect(lambda: QGuiApplication.clipboard().setText(
             self.examples.toPlainText()))
-        ex_layout.addWidget(copy_ex)
+        ex_layout.addLayout(right_aligned(copy_ex))
         layout.addWidget(examples)
 
         log_box = QGroupBox("Recent requests")
@@ -217,6 +239,7 @@ class ServerPage(QWidget):
         """How many replies the engine writes now, of how many at once, and how many wait."""
         slots = status.get("slots") or {}
         total = slots.get("total") or 0
+        self.slots.setVisible(bool(total))
         if not total:
             self.slots.setText("")
             return

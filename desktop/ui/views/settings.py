@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -37,9 +37,12 @@ from desktop.core.gguf_info import CHAT, EMBEDDING
 from desktop.core.library import InstalledModel, models_folder
 from desktop.core.paths import get_paths
 from desktop.core.settings import THEMES, Settings, load_settings, save_settings
+from desktop.ui.views.page_column import page_column
 from desktop.ui.workers import Workers
 
 SAVE_DELAY_MS = 300  # changes within this time go out in one write
+# A field whose values are short (a number, a theme): as wide as they are, not as the page.
+SHORT = (QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
 
 
 def save_changes(changes: dict[str, Any]) -> None:
@@ -93,14 +96,7 @@ class SettingsPage(QWidget):
         self._save_timer.timeout.connect(self.flush)
         self._catalog_ticket = 0
 
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        outer.addWidget(scroll)
-        inner = QWidget()
-        scroll.setWidget(inner)
-        layout = QVBoxLayout(inner)
+        layout = page_column(self)
         self.status = QLabel("\n".join(settings.messages))
         self.status.setWordWrap(True)
         self.status.setObjectName("chatNotice")
@@ -111,6 +107,7 @@ class SettingsPage(QWidget):
         look = QGroupBox("Appearance")
         form = QFormLayout(look)
         self.theme = QComboBox()
+        self.theme.setSizePolicy(*SHORT)
         self.theme.setAccessibleName("Theme")
         for theme in THEMES:
             self.theme.addItem({"system": "Same as the system"}.get(theme, theme.title()),
@@ -119,6 +116,7 @@ class SettingsPage(QWidget):
         self.theme.currentIndexChanged.connect(self._theme)
         form.addRow("Theme", self.theme)
         self.font_size = QSpinBox()
+        self.font_size.setSizePolicy(*SHORT)
         self.font_size.setAccessibleName("Font size")
         self.font_size.setRange(6, 72)
         self.font_size.setSuffix(" pt")
@@ -179,6 +177,7 @@ class SettingsPage(QWidget):
         self.hub_token.editingFinished.connect(self._hub)
         form.addRow("Hub token", self._with_error("hub_token", self.hub_token))
         self.concurrency = QSpinBox()
+        self.concurrency.setSizePolicy(*SHORT)
         self.concurrency.setAccessibleName("Downloads at once")
         self.concurrency.setRange(1, 16)
         self.concurrency.setValue(settings.download_concurrency)
@@ -224,6 +223,7 @@ class SettingsPage(QWidget):
         self.catalog_notice.setAccessibleName("Catalog status")
         self.catalog_notice.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.catalog_notice.hide()  # until there is something to say
         form.addRow(self.catalog_notice)
         layout.addWidget(models)
         layout.addStretch(1)
@@ -403,6 +403,7 @@ class SettingsPage(QWidget):
         ticket = self._catalog_ticket
         self.catalog_notice.setText(f"Fetching {url}…" if url else
                                     "Reading the catalog that comes with NoMoat…")
+        self.catalog_notice.show()
         self.workers.submit(partial(load_catalog, url, refresh=True),
                             on_done=lambda catalog: self._catalog_fetched(catalog, ticket),
                             on_error=lambda exc: self._catalog_failed(exc, ticket))

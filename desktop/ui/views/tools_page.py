@@ -11,13 +11,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QHBoxLayout,
-                               QLabel, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QMessageBox,
+                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from desktop.tools.config import McpConfigError, ServerConfig, config_path, load_config
 from desktop.tools.servers import ServerState, ServerStatus, ToolInfo
 from desktop.ui.tool_servers import ToolServers
+from desktop.ui.views.page_column import page_column
 from desktop.ui.views.tool_server_dialog import ServerDialog
 
 MAX_DESCRIPTION = 140  # characters of a tool's description on its one line
@@ -192,14 +192,7 @@ class ToolsPage(QWidget):
         self.servers = servers
         self.cards: dict[str, ServerCard] = {}
         self.dialog: ServerDialog | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        outer.addWidget(scroll)
-        inner = QWidget()
-        scroll.setWidget(inner)
-        layout = QVBoxLayout(inner)
+        layout = page_column(self)
 
         intro = QLabel("MCP servers give the chat's model tools it may call, such as reading "
                        "files or searching. NoMoat asks you before each call unless you allowed "
