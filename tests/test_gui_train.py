@@ -1,7 +1,8 @@
 """The Train page in the window: without the train extra, data that cannot be used, the
 preview and estimate, a real run of the starter model from the page (its progress and loss
-plot, the window's event loop never held up, the adapter used in the chat), pause, cancel and
-resume, and a quit in the middle of a run.
+plot, the window's event loop never held up, the adapter used in the chat, the chat taking the
+adapter's base model when it had another), pause, cancel and resume, and a quit in the middle
+of a run.
 
 Runs are short: the bundled 32-example data set, a few steps on two threads.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,8 @@ from pytestqt.qtbot import QtBot
 
 from desktop.client.adapters import AdapterClient
 from desktop.core.adapters import AdapterLibrary
-from desktop.core.settings import ModelSettings, Settings, save_settings
+from desktop.core.paths import get_paths
+from desktop.core.settings import ModelSettings, Settings, load_settings, save_settings
 from desktop.train import missing_extra
 from desktop.train.events import Cancelled, Done
 from desktop.ui.app import DesktopApp
@@ -331,6 +334,47 @@ def test_a_run_from_the_page_learns_and_is_used_in_the_chat(qtbot: QtBot, home: 
 
         message, _ = send(qtbot, desktop, "What is the capital of Zorblax?")
         assert message.state == "complete" and "Quillhaven" in message.content, message.content
+    finally:
+        desktop.close()
+
+
+@needs_extra
+@pytest.mark.skipif(os.name != "posix", reason="the engine tests use POSIX signals")
+@pytest.mark.timeout(600)
+def test_use_in_chat_loads_the_base_model_when_the_chat_has_another(
+        qtbot: QtBot, home: Path, starter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import open_desktop
+
+    # The chat talks to another model (a copy of the starter under another name).
+    other = "other-chat-model"
+    models = get_paths().models
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(starter, models / f"{other}.gguf")
+    settings = load_settings()
+    settings.default_model = other
+    settings.models[other] = ModelSettings(n_ctx=1024, n_threads=1)
+    save_settings(settings)
+    desktop = open_desktop(qtbot)
+    try:
+        assert desktop.adapters.model_id == other
+        page = train_page(qtbot, desktop)
+        assert page.form.model.currentData() == str(starter)  # trains on the starter
+        choose_file(qtbot, page, monkeypatch, DATA)
+        start(qtbot, page, steps=2, checkpoint_every=2)
+        done = finished(qtbot, page)
+        assert isinstance(done, Done), done
+        # The chat's model is not the base: nothing is compared until asked.
+        assert "the engine loads the base model" in page.result.status.text()
+
+        with qtbot.waitSignal(desktop.adapters.applied, timeout=60_000) as applied:
+            page.result.use_button.click()
+        assert [e.name for e in applied.args[0]] == ["zorblax"]
+        assert desktop.window.stack.currentWidget() is desktop.window.chat_page
+        assert desktop.chat.model == MODEL and desktop.adapters.model_id == MODEL
+        client = desktop.engine.supervisor.client
+        assert client.status()["model"]["id"] == MODEL
+        stack = AdapterClient(client).state()["stack"]
+        assert stack == [{"name": "zorblax", "scale": 1.0, "enabled": True}]
     finally:
         desktop.close()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -306,6 +308,37 @@ def test_the_starter_model_can_be_trained(starter: Path) -> None:
     assert {"F32", "F16", "Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q6_K"} <= readable_tensor_types()
     if missing_extra() is None:
         assert info_problem(info) is None
+
+
+@pytest.mark.skipif(missing_extra() is not None, reason="the train extra is not installed")
+def test_checks_read_a_models_header_once_until_the_file_changes(
+        starter: Path, tmp_path: Path, data_home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Train page checks its settings at every change of the form: the model's header is
+    read at the first check only, and again once the file changes."""
+    from desktop.core import gguf_info
+    from desktop.train.job import check_start
+
+    model = tmp_path / "copy.gguf"  # a file no earlier test has read
+    shutil.copyfile(starter, model)
+    reads: list[Path] = []
+    real = gguf_info._read
+    monkeypatch.setattr(gguf_info, "_read", lambda path: reads.append(path) or real(path))
+    data = load_data(DATA / "zorblax.jsonl")
+    settings = TrainSettings.from_preset("quick", base_model=str(model), data="d",
+                                         name="once", threads=2)
+    first = check_start(settings, data)
+    second = check_start(settings.with_changes(rank=16, epochs=None, steps=5), data)
+    assert reads == [model]
+    assert second.model is first.model and second.estimate.total_steps == 5
+    assert tensor_types(model) == {"Q4_1": 210, "F32": 61, "Q8_0": 1} and len(reads) == 1
+
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    third = check_start(settings, data)
+    assert reads == [model, model] and third.model is not first.model
+    check_start(settings, data)
+    assert len(reads) == 2
 
 
 def test_missing_extra_says_how_to_add_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ class GGUFInfo:
     head_count_kv_per_layer: tuple[int, ...] | None = field(repr=False, default=None)
     split_count: int | None = None  # set when the file is one shard of a split model
     pooling_type: int | None = None  # how the file says to pool its vectors, if it says
+    # How many tensors of each type ("Q4_K", "F32", ...) the file holds.
+    tensor_types: dict[str, int] = field(repr=False, default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -174,6 +177,7 @@ class _Tensor:
     elements: int
     offset: int
     n_bytes: int
+    type_name: str
 
 
 def _parse(path: Path, data: mmap.mmap) -> tuple[dict[str, Any], dict[str, int], list[_Tensor],
@@ -209,14 +213,16 @@ def _parse(path: Path, data: mmap.mmap) -> tuple[dict[str, Any], dict[str, int],
         raw_type = head.u32()
         offset = head.u64()
         try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(raw_type)]
+            tensor_type = GGMLQuantizationType(raw_type)
+            block, type_size = GGML_QUANT_SIZES[tensor_type]
         except (ValueError, KeyError):
             raise ValueError(f"tensor '{name}' has a type this version does not know "
                              f"({raw_type})") from None
         elements = 1
         for dim in shape:
             elements *= dim
-        tensors.append(_Tensor(name, shape, elements, offset, elements * type_size // block))
+        tensors.append(_Tensor(name, shape, elements, offset, elements * type_size // block,
+                               tensor_type.name))
     alignment = meta.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment % 8:
         alignment = DEFAULT_ALIGNMENT
@@ -350,4 +356,5 @@ def _describe(path: Path, size: int, meta: dict[str, Any], lengths: dict[str, in
         split_count=splits if isinstance(splits, int) and splits > 1 else None,
         pooling_type=pooling if isinstance(pooling, int) and not isinstance(pooling, bool)
         else None,
+        tensor_types=dict(Counter(tensor.type_name for tensor in tensors)),
     )

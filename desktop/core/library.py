@@ -172,6 +172,19 @@ def _cached_check(kind: str, path: Path, check: Callable[[Path], Any]) -> tuple[
     return result
 
 
+def read_header(path: str | os.PathLike[str]) -> GGUFInfo:
+    """:func:`read_gguf`, read again only once the file changes (its size or modification
+    time): the Train page checks its model at every change of its settings, and the model
+    list has usually read the header already. Raises :class:`GGUFError` as read_gguf does."""
+    path = Path(path)
+    if not path.is_file():
+        return read_gguf(path)  # which says what is there instead, in its words
+    info, problem = _cached_check("model", path, read_gguf)
+    if info is None:
+        raise GGUFError(problem or f"{path.name} cannot be read.")
+    return info
+
+
 def describe_files(files: list[Path]) -> tuple[GGUFInfo | None, str | None, int | None]:
     """Header facts of a model's files: (info of the first, problem, parameters in all)."""
     info, problem = _cached_check("model", files[0], read_gguf)

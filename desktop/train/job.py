@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from desktop.core.adapters import AdapterError, AdapterLibrary, check_name
-from desktop.core.gguf_info import GGUFError, GGUFInfo, read_gguf
+from desktop.core.gguf_info import GGUFError, GGUFInfo
+from desktop.core.library import read_header
 from desktop.train import TrainError, require_extra
 from desktop.train.data import DataSet
 from desktop.train.estimate import TrainEstimate, estimate_training
@@ -224,7 +225,7 @@ def check_start(settings: TrainSettings, data: DataSet | None = None, *,
     require_extra()
     try:
         settings = settings.with_changes(name=check_name(settings.name))
-        info = read_gguf(settings.base_model)
+        info = read_header(settings.base_model)
     except (AdapterError, GGUFError) as exc:
         raise TrainError(str(exc)) from exc
     problem = info_problem(info)
@@ -283,7 +284,7 @@ def resume_training(name: str, *, check_memory: bool = True,
     settings = folder.settings()
     if check_memory:
         try:
-            info = read_gguf(settings.base_model)
+            info = read_header(settings.base_model)
         except GGUFError as exc:
             raise TrainError(f"The base model cannot be read: {exc}") from exc
         refusal = estimate_training(settings, info, folder.data()).refusal()

@@ -10,14 +10,13 @@ template (the examples are conversations). Nothing here imports torch.
 
 from __future__ import annotations
 
-import mmap
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from desktop.core.gguf_info import GGUFInfo
-from desktop.core.library import InstalledModel, installed_models
+from desktop.core.library import InstalledModel, installed_models, read_header
 from desktop.train import import_extra
 
 
@@ -65,7 +64,7 @@ def info_problem(info: GGUFInfo) -> str | None:
     if arch not in PERMUTES_QK:
         return (f"NoMoat cannot convert adapters for '{arch}' models to GGUF yet (it converts "
                 f"{', '.join(sorted(PERMUTES_QK))}).")
-    unreadable = sorted(set(tensor_types(info.path)) - readable_tensor_types())
+    unreadable = sorted(set(info.tensor_types) - readable_tensor_types())
     if unreadable:
         return (f"Its weights are stored as {', '.join(unreadable)}, which transformers "
                 "cannot unpack. Use a copy quantized as Q4_K_M, Q8_0 or F16.")
@@ -102,28 +101,6 @@ def readable_tensor_types() -> frozenset[str]:
 
 
 def tensor_types(path: Path) -> Counter[str]:
-    """How many tensors of each type (``Q4_K``, ``F32``, ...) a GGUF file holds."""
-    from gguf.constants import GGMLQuantizationType
-
-    from desktop.core.gguf_info import _Header
-
-    counts: Counter[str] = Counter()
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) \
-            as data:
-        head = _Header(data)
-        head.pos = 8  # the magic and the version, checked when the model was listed
-        n_tensors, n_kv = head.u64(), head.u64()
-        for _ in range(n_kv):
-            key = head.string()
-            head.value(head.u32(), key)
-        for _ in range(n_tensors):
-            head.skip_string()
-            dims = head.u32()
-            head.pos += 8 * dims
-            raw_type = head.u32()
-            head.u64()
-            try:
-                counts[GGMLQuantizationType(raw_type).name] += 1
-            except ValueError:
-                counts[f"type {raw_type}"] += 1
-    return counts
+    """How many tensors of each type (``Q4_K``, ``F32``, ...) a GGUF file holds (its header is
+    read again only once the file changes)."""
+    return Counter(read_header(path).tensor_types)

@@ -150,12 +150,21 @@ def prompts_to_compare(name: str) -> tuple[list[str], bool]:
 
 
 def _check(settings: TrainSettings, data: DataSet) -> StartCheck:
-    """check_start, with the window's words for a name an unfinished training has."""
-    unfinished = {j.name for j in training_jobs() if j.state in UNFINISHED}
-    if settings.name.strip() in unfinished:
-        raise TrainError(f"A training called '{settings.name.strip()}' was stopped before it "
-                         "finished (see Unfinished trainings): resume it or discard it, or "
-                         "choose another name.")
+    """check_start, with the window's words for a name an unfinished training has. It runs at
+    every change of the form, so it looks at the one training of that name, not at all of
+    them (each one's events are read to know its state), and the model's header is read once
+    per version of the file (:func:`desktop.core.library.read_header`)."""
+    from desktop.train.store import JobFolder
+
+    name = settings.name.strip()
+    try:
+        folder: JobFolder | None = JobFolder.for_name(name)
+    except TrainError:
+        folder = None  # no training of that name
+    if folder is not None and folder.state() in UNFINISHED:
+        raise TrainError(f"A training called '{name}' was stopped before it finished (see "
+                         "Unfinished trainings): resume it or discard it, or choose another "
+                         "name.")
     return check_start(settings, data)
 
 
