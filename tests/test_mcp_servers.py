@@ -465,3 +465,25 @@ def test_fuzz_hostile_servers_never_break_the_manager(managers, notes_dir: Path)
     # Every kind of ending was met: ready and failed servers, calls that worked and failed.
     assert all(outcomes.get(key) for key in (ServerState.READY, ServerState.FAILED,
                                              "call ok True", "call ok False")), outcomes
+
+
+def test_the_window_opens_without_the_sdk_until_a_server_starts(notes_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """The SDK takes about half a second to import: the window's start does not pay for it."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import desktop.ui.app, desktop.ui.views.main_window, desktop.ui.tool_servers\n"
+        "from desktop.tools.config import McpConfig, ServerConfig\n"
+        "from desktop.tools.servers import McpServers\n"
+        "before = 'mcp' in sys.modules\n"
+        "server = ServerConfig('notes', command=sys.executable, args=(sys.argv[1],),\n"
+        "                      env={'NOTES_DIR': sys.argv[2]})\n"
+        "manager = McpServers(McpConfig(servers={'notes': server}), log_dir=Path(sys.argv[3]))\n"
+        "tools, problems = manager.tools(['notes'])\n"
+        "manager.close()\n"
+        "print(before, 'mcp' in sys.modules, any(t.name == 'read_note' for t in tools['notes']))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(NOTES), str(notes_dir),
+                           str(tmp_path / "logs")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout

@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from desktop.core.paths import get_paths
 from desktop.tools.config import McpConfig, ServerConfig
-from desktop.tools.connection import CallResult, Connection, ServerLog, ServerState, ToolInfo
+from desktop.tools.server_state import CallResult, ServerLog, ServerState, ToolInfo
+
+if TYPE_CHECKING:  # the SDK is imported when the first server starts, not with the window
+    from desktop.tools.connection import Connection
 
 __all__ = ["CallResult", "McpServers", "ServerState", "ServerStatus", "ToolInfo"]
 
@@ -308,6 +311,8 @@ class McpServers:
             if config.command is not None:
                 server_log = ServerLog(self._log_dir / _log_name(name))
                 self._logs[name] = server_log
+        from desktop.tools.connection import Connection
+
         run = Connection(config, server_log, config.timeout or self._start_timeout,
                          self._publish)
         self._runs[name] = run
@@ -369,7 +374,7 @@ class McpServers:
                            ) -> tuple[dict[str, list[ToolInfo]], list[str]]:
         found = await asyncio.gather(*(self._ready(name, wait) for name in names))
         tools = {name: list(run.tools) for name, run in zip(names, found)
-                 if isinstance(run, Connection)}
+                 if not isinstance(run, str)}
         return tools, [problem for problem in found if isinstance(problem, str)]
 
     async def _call(self, server: str, tool: str, arguments: dict[str, Any],
