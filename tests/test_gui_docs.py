@@ -124,8 +124,10 @@ def add_folder(qtbot, monkeypatch, card, folder: Path) -> None:  # type: ignore[
 
 def wait_indexed(qtbot, app, card) -> None:  # type: ignore[no-untyped-def]
     try:
+        # The cards show what was read after the pass, not before it.
         qtbot.waitUntil(lambda: app.docs.indexing is None and not app.docs.waiting
-                        and card.state.text() == "Up to date", timeout=INDEXED)
+                        and not app.docs.reading and card.state.text() == "Up to date",
+                        timeout=INDEXED)
     except WaitTimeout as exc:  # say what the page says
         raise AssertionError(f"{card.state.text()!r}, {card.progress.text()!r}, "
                              f"{app.docs_page.notice.text()!r}") from exc

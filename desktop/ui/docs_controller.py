@@ -107,6 +107,7 @@ class DocsController(QObject):
         self.progress: IndexProgress | None = None  # of the collection being indexed
         self._run: _Run | None = None
         self._read_ticket = 0
+        self._answered_ticket = 0  # the last read that came back (or failed)
         self._caught_up = False  # whether the start-up check of every collection was asked
         self._closed = False
         # Cancelled by the user, or failed: not indexed again by themselves (Index again is).
@@ -141,10 +142,19 @@ class DocsController(QObject):
         ticket = self._read_ticket
         self.workers.submit(read_collections, store,
                             on_done=lambda infos: self._read(infos, ticket),
-                            on_error=lambda exc: self.message.emit(
-                                f"The document collections could not be read: {exc}"))
+                            on_error=lambda exc: self._unread(exc, ticket))
+
+    @property
+    def reading(self) -> bool:
+        """Whether the collections are being read again (their cards are about to change)."""
+        return self._answered_ticket != self._read_ticket
+
+    def _unread(self, exc: Exception, ticket: int) -> None:
+        self._answered_ticket = max(self._answered_ticket, ticket)
+        self.message.emit(f"The document collections could not be read: {exc}")
 
     def _read(self, infos: list[CollectionInfo], ticket: int) -> None:
+        self._answered_ticket = max(self._answered_ticket, ticket)
         if ticket != self._read_ticket:
             return  # a newer read is on its way
         self.collections = infos
