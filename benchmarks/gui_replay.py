@@ -36,16 +36,13 @@ def replays(root: Path, seconds: float, runs: int) -> list[float]:
     sys.path.insert(0, str(HERE))
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["NOMOAT_HOME"] = tempfile.mkdtemp(prefix="nomoat-replay-")
-    from gui_streaming import ESSAY, SAMPLING  # it puts this checkout first on the path
+    from gui_streaming import ESSAY, SAMPLING, replay  # it puts this checkout first on the path
 
     sys.path.insert(0, str(root))
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     import desktop
     from desktop.ui.app import DesktopApp
-    from desktop.ui.chat_controller import PAINT_INTERVAL_MS
-    from desktop.ui.views.message import MessageWidget
 
     assert Path(desktop.__file__).resolve().is_relative_to(root.resolve()), desktop.__file__
     app = QApplication(sys.argv[:1])
@@ -58,37 +55,8 @@ def replays(root: Path, seconds: float, runs: int) -> list[float]:
     text = "".join(piece for piece in client.chat_stream(
         [{"role": "user", "content": ESSAY}], **SAMPLING) if isinstance(piece, str))
 
-    def replay() -> float:
-        page = window.window.chat_page
-        window.chat.new_conversation()
-        question = MessageWidget("user")
-        question.set_text(ESSAY)
-        page._add_widget(question)
-        page.reply = MessageWidget("assistant")
-        page._add_widget(page.reply)
-        loop = QEventLoop()
-        shown = 0
-        started, cpu = time.perf_counter(), time.thread_time()
-
-        def update() -> None:
-            nonlocal shown
-            end = min(len(text), int(len(text) * (time.perf_counter() - started) / seconds))
-            if end > shown:
-                page._reply_text(text[shown:end])
-                shown = end
-            if shown == len(text):
-                loop.quit()
-
-        timer = QTimer()
-        timer.setInterval(PAINT_INTERVAL_MS)
-        timer.timeout.connect(update)
-        timer.start()
-        loop.exec()
-        timer.stop()
-        return time.thread_time() - cpu
-
     try:
-        return [replay() for _ in range(runs)]
+        return [replay(window, text, seconds) for _ in range(runs)]
     finally:
         window.close()
 

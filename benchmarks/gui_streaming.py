@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,6 +76,44 @@ def cold_start(runs: int) -> list[float]:
     return times
 
 
+def replay(desktop: Any, text: str, seconds: float) -> float:
+    """Stream *text* into the chat page of *desktop* (a DesktopApp) at an even pace over
+    *seconds*, as the chat controller's paint timer does, with no engine at work; return the
+    CPU time the window's thread spent."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from desktop.ui.chat_controller import PAINT_INTERVAL_MS
+    from desktop.ui.views.message import MessageWidget
+
+    page = desktop.window.chat_page
+    desktop.chat.new_conversation()
+    question = MessageWidget("user")
+    question.set_text(ESSAY)
+    page._add_widget(question)
+    page.reply = MessageWidget("assistant")
+    page._add_widget(page.reply)
+    loop = QEventLoop()
+    shown = 0
+    started, cpu = time.perf_counter(), time.thread_time()
+
+    def update() -> None:  # what the chat controller does on its paint timer
+        nonlocal shown
+        end = min(len(text), int(len(text) * (time.perf_counter() - started) / seconds))
+        if end > shown:
+            page._reply_text(text[shown:end])
+            shown = end
+        if shown == len(text):
+            loop.quit()
+
+    timer = QTimer()
+    timer.setInterval(PAINT_INTERVAL_MS)
+    timer.timeout.connect(update)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    return time.thread_time() - cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -93,8 +132,6 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from desktop.ui.app import DesktopApp
-    from desktop.ui.chat_controller import PAINT_INTERVAL_MS
-    from desktop.ui.views.message import MessageWidget
 
     app = QApplication(sys.argv[:1])
     desktop = DesktopApp(app, "light")
@@ -147,36 +184,7 @@ def main() -> int:
     reply: list[str] = []  # the text of the last headless reply, for the replays
 
     def replayed(seconds: float) -> float:
-        """Stream the last reply's text into the window at its own pace, with no engine at
-        work; return the CPU time the window's thread spent."""
-        text = "".join(reply)
-        page = desktop.window.chat_page
-        desktop.chat.new_conversation()
-        question = MessageWidget("user")
-        question.set_text(ESSAY)
-        page._add_widget(question)
-        page.reply = MessageWidget("assistant")
-        page._add_widget(page.reply)
-        loop = QEventLoop()
-        shown = 0
-        started, cpu = time.perf_counter(), time.thread_time()
-
-        def update() -> None:  # what the chat controller does on its paint timer
-            nonlocal shown
-            end = min(len(text), int(len(text) * (time.perf_counter() - started) / seconds))
-            if end > shown:
-                page._reply_text(text[shown:end])
-                shown = end
-            if shown == len(text):
-                loop.quit()
-
-        timer = QTimer()
-        timer.setInterval(PAINT_INTERVAL_MS)
-        timer.timeout.connect(update)
-        timer.start()
-        loop.exec()
-        timer.stop()
-        return time.thread_time() - cpu
+        return replay(desktop, "".join(reply), seconds)
 
     def headless() -> tuple[float, int, float]:
         client = desktop.engine.supervisor.client

@@ -272,7 +272,7 @@ class DocsPage(QWidget):
         super().__init__(parent)
         self.docs = docs
         self.cards: dict[int, CollectionCard] = {}
-        layout = page_column(self)
+        layout = page_column(self).layout
         intro = QLabel("Collections of your folders and files that the chat can answer from. "
                        "They are read and indexed on this computer; pick them for a chat with "
                        "its Documents button.")

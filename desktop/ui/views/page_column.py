@@ -4,14 +4,21 @@ across it."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from desktop.ui.style.tokens import FORM_WIDTH, SPACE_L, SPACE_M
 
 
-def page_column(page: QWidget, width: int = FORM_WIDTH) -> QVBoxLayout:
-    """Give *page* a scrolling column at most *width* pixels wide, centred; return the layout
-    the page puts its parts in, one under another."""
+class Column(NamedTuple):
+    layout: QVBoxLayout  # where the page puts its parts, one under another
+    scroll: QScrollArea
+    inner: QWidget  # what scrolls: positions in it are scroll positions
+
+
+def page_column(page: QWidget, width: int = FORM_WIDTH) -> Column:
+    """Give *page* a scrolling column at most *width* pixels wide, centred."""
     outer = QVBoxLayout(page)
     outer.setContentsMargins(0, 0, 0, 0)
     scroll = QScrollArea()
@@ -30,4 +37,4 @@ def page_column(page: QWidget, width: int = FORM_WIDTH) -> QVBoxLayout:
     layout = QVBoxLayout(column)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(SPACE_M)
-    return layout
+    return Column(layout, scroll, inner)

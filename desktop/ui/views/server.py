@@ -56,7 +56,7 @@ class ServerPage(QWidget):
     def __init__(self, engine: EngineController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
-        layout = page_column(self)  # it scrolls in a window too short for all of it
+        layout = page_column(self).layout  # it scrolls in a window too short for all of it
 
         self.switch = QCheckBox("Serve the OpenAI-compatible API to other programs")
         self.switch.setAccessibleName("Server switch")

@@ -96,7 +96,7 @@ class SettingsPage(QWidget):
         self._save_timer.timeout.connect(self.flush)
         self._catalog_ticket = 0
 
-        layout = page_column(self)
+        layout = page_column(self).layout
         self.status = QLabel("\n".join(settings.messages))
         self.status.setWordWrap(True)
         self.status.setObjectName("chatNotice")

@@ -192,7 +192,7 @@ class ToolsPage(QWidget):
         self.servers = servers
         self.cards: dict[str, ServerCard] = {}
         self.dialog: ServerDialog | None = None
-        layout = page_column(self)
+        layout = page_column(self).layout
 
         intro = QLabel("MCP servers give the chat's model tools it may call, such as reading "
                        "files or searching. NoMoat asks you before each call unless you allowed "

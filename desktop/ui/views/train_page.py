@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -37,10 +36,11 @@ from desktop.train.job import JobSummary, StartCheck
 from desktop.train.preview import DataPreview
 from desktop.ui.engine import EngineController
 from desktop.ui.style import current
-from desktop.ui.style.tokens import SPACE_L, SPACE_M
+from desktop.ui.style.tokens import SPACE_M
 from desktop.ui.train_controller import (RunView, TrainController, free_name,
                                          prompts_to_compare)
 from desktop.ui.views.labels import WrappedLabel
+from desktop.ui.views.page_column import page_column
 from desktop.ui.views.train_form import ChatPicker, TrainForm
 from desktop.ui.views.train_result import ResultView
 from desktop.ui.views.train_run import RunPanel
@@ -78,24 +78,9 @@ class TrainPage(QWidget):
         self._data_read_count = 0  # data sets read so far: which one a preview was made of
         self._preview: DataPreview | None = None
         self._data: DataSet | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll_area = scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        outer.addWidget(scroll)
-        self.inner = inner = QWidget()
-        scroll.setWidget(inner)
         # One column, no wider than a form reads well, in the middle of a wide window.
-        row = QHBoxLayout(inner)
-        row.setContentsMargins(SPACE_L, SPACE_M, SPACE_L, SPACE_L)
-        column = QWidget()
-        column.setMaximumWidth(COLUMN_WIDTH)
-        row.addStretch(1)
-        row.addWidget(column, 100)
-        row.addStretch(1)
-        layout = QVBoxLayout(column)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(SPACE_M)
+        column = page_column(self, COLUMN_WIDTH)
+        self.scroll_area, self.inner, layout = column.scroll, column.inner, column.layout
         intro = WrappedLabel("Teach a model from your own examples with LoRA, on this "
                              "computer. The adapter it makes goes to the adapter library, to "
                              "use in the chat, stacked with others.")
