@@ -93,6 +93,23 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture
+def first_window(qtbot, data_home: Path):  # type: ignore[no-untyped-def]
+    """The window as it first appears in a data folder of its own, without the engine."""
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.app import DesktopApp
+
+    window = DesktopApp(QApplication.instance(), "light")
+    qtbot.addWidget(window.window)
+    window.window.show()
+    qtbot.waitExposed(window.window)
+    try:
+        yield window
+    finally:
+        window.close()
+
+
 class Served:
     """A `nomoat serve` process and how to reach it."""
 

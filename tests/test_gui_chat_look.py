@@ -8,8 +8,6 @@ last ones start the engine with the starter model, as the app does.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import open_desktop
@@ -31,22 +29,8 @@ LONG_ADAPTERS = "Adapters (both): pirate-voice-strong 0.8 + sql-helper-large 0.5
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("NOMOAT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def desktop(qtbot: QtBot, home: Path) -> Iterator[DesktopApp]:
-    """The window as it first appears, without the engine."""
-    app = DesktopApp(QApplication.instance(), "light")  # type: ignore[arg-type]
-    qtbot.addWidget(app.window)
-    app.window.show()
-    qtbot.waitExposed(app.window)
-    try:
-        yield app
-    finally:
-        app.close()
+def desktop(first_window: DesktopApp) -> DesktopApp:
+    return first_window
 
 
 def settle() -> None:
@@ -228,7 +212,7 @@ needs_engine = pytest.mark.skipif(os.name != "posix", reason="uses the engine pr
 
 
 @pytest.fixture
-def app(qtbot, home):  # type: ignore[no-untyped-def]
+def app(qtbot, data_home):  # type: ignore[no-untyped-def]
     desktop = open_desktop(qtbot)
     desktop.chat.sampling = {"max_tokens": 16, "temperature": 0.0}
     yield desktop

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PySide6.QtCore import QPoint, QSize, Qt
@@ -29,21 +28,8 @@ SIZES = ((1280, 820), (1024, 700))
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("NOMOAT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def desktop(qtbot: QtBot, home: Path) -> Iterator[DesktopApp]:
-    app = DesktopApp(QApplication.instance(), "light")  # type: ignore[arg-type]
-    qtbot.addWidget(app.window)
-    app.window.show()
-    qtbot.waitExposed(app.window)
-    try:
-        yield app
-    finally:
-        app.close()
+def desktop(first_window: DesktopApp) -> DesktopApp:
+    return first_window
 
 
 def pixel(widget: QWidget, x: int, y: int) -> str:
