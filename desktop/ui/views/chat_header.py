@@ -8,13 +8,13 @@ picker keeps the room its text needs.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
 
 from desktop.ui.style import current, icon, icon_pixmap
 from desktop.ui.style.tokens import ICON_S, SPACE_M, SPACE_S, SPACE_XS
-from desktop.ui.views.labels import ElidedLabel
+from desktop.ui.views.labels import ElidedLabel, icon_button
 from desktop.ui.views.model_picker import ModelPicker
 
 
@@ -63,12 +63,7 @@ class AdaptersLabel(ElidedLabel):
 
 def tool_button(icon_name: str, name: str, tip: str) -> QToolButton:
     """A flat icon button of the header (or of the message box)."""
-    button = QToolButton()
-    button.setIcon(icon(icon_name, "text_muted"))
-    button.setIconSize(QSize(ICON_S, ICON_S))
-    button.setAccessibleName(name)
-    button.setToolTip(tip)
-    button.setAutoRaise(True)
+    button = icon_button(icon_name, name, tip)
     button.setProperty("chatTool", True)
     return button
 

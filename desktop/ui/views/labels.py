@@ -8,6 +8,9 @@ from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (QLabel, QSizePolicy, QStyle, QStyleOptionToolButton, QToolButton,
                                QWidget)
 
+from desktop.ui.style import icon
+from desktop.ui.style.tokens import ICON_S
+
 
 class ElidedLabel(QLabel):
     """One line that never widens the window: a long text ends in "…", the tooltip has it all."""
@@ -79,6 +82,18 @@ class WrappedLabel(QLabel):
             return
         self.setMinimumHeight(0)  # QLabel never answers a height below its minimum
         self.setFixedHeight(self.heightForWidth(max(self.width(), 1)))
+
+
+def icon_button(icon_name: str, name: str, tip: str) -> QToolButton:
+    """A flat button that shows only an icon (in the muted text colour), with a name for screen
+    readers and a tooltip."""
+    button = QToolButton()
+    button.setIcon(icon(icon_name, "text_muted"))
+    button.setIconSize(QSize(ICON_S, ICON_S))
+    button.setAccessibleName(name)
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    return button
 
 
 def fold_button(name: str) -> QToolButton:

@@ -9,7 +9,7 @@ installed copy.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QPushButton, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -19,12 +19,12 @@ from desktop.core.gguf_info import EMBEDDING
 from desktop.core.memory import FITS, TIGHT, UNKNOWN, WONT_FIT, MemoryFit
 from desktop.ui.models.catalog import fit_message
 from desktop.ui.models.catalog_filter import context_words, fully_open, license_name
-from desktop.ui.style import icon, type_font
-from desktop.ui.style.tokens import (ICON_S, SPACE_L, SPACE_M, SPACE_S, SPACE_XS,
+from desktop.ui.style import type_font
+from desktop.ui.style.tokens import (SPACE_L, SPACE_M, SPACE_S, SPACE_XS,
                                      TYPE_CAPTION, TYPE_SUBTITLE)
 from desktop.ui.views.card_parts import ClampedText, FlowLayout, make_badge, set_tone
 from desktop.ui.views.downloads_page import DownloadControls
-from desktop.ui.views.labels import ElidedLabel
+from desktop.ui.views.labels import ElidedLabel, icon_button
 
 EMBEDDING_LABEL = "Embedding model — for Documents"
 FIT_TONES = {FITS: "success", TIGHT: "warning", WONT_FIT: "error", UNKNOWN: "neutral"}
@@ -52,13 +52,8 @@ def facts_tooltip(entry: CatalogEntry) -> str:
     return "\n".join(lines)
 
 
-def icon_button(name: str, tip: str, accessible: str) -> QToolButton:
-    button = QToolButton()
-    button.setIcon(icon(name, "text_muted"))
-    button.setIconSize(QSize(ICON_S, ICON_S))
-    button.setAutoRaise(True)
-    button.setToolTip(tip)
-    button.setAccessibleName(accessible)
+def focusable_icon_button(name: str, tip: str, accessible: str) -> QToolButton:
+    button = icon_button(name, accessible, tip)
     button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     return button
 
@@ -122,12 +117,13 @@ class CatalogCard(QFrame):
 
         footer = QHBoxLayout()
         footer.setSpacing(SPACE_XS)
-        self.hub_button = icon_button("external-link", f"Open {entry.repo_id} on the hub",
-                                      f"Open the page of {entry.name} on the hub")
+        self.hub_button = focusable_icon_button(
+            "external-link", f"Open {entry.repo_id} on the hub",
+            f"Open the page of {entry.name} on the hub")
         self.hub_button.clicked.connect(lambda: self.hubPageRequested.emit(entry.repo_id))
         footer.addWidget(self.hub_button)
-        self.remove_button = icon_button("trash-2", "Remove the downloaded model…",
-                                         f"Remove {entry.name}")
+        self.remove_button = focusable_icon_button("trash-2", "Remove the downloaded model…",
+                                                   f"Remove {entry.name}")
         self.remove_button.clicked.connect(self._remove)
         self.remove_button.hide()
         footer.addWidget(self.remove_button)
